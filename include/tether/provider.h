@@ -18,7 +18,8 @@
  *       return tether_reply_outputs(req, out);
  *     }
  *     static const tether_input hello_inputs[] = {
- *       {"name", TETHER_JSON_STRING, true}, {NULL}};
+ *       {.name = "name", .kind = TETHER_JSON_STRING, .required = true},
+ *       {.name = NULL}};
  *     static const tether_resource_type types[] = {
  *       {.name = "hello", .description = "Greets someone",
  *        .inputs = hello_inputs, .op_create = hello_create, ...},
@@ -31,7 +32,18 @@
  *
  * Every handler returns a `tether_done *`, which only the reply functions
  * below produce: a handler that forgets to answer does not compile (with
- * -Werror), and one that answers twice aborts with a message.
+ * -Werror), and one that answers twice, or returns without answering (say,
+ * `return NULL;`), aborts with a message naming the method.
+ *
+ * Before a handler runs, the library has checked the params of its
+ * operation (SPEC section 5): the members each operation needs are there
+ * with the right JSON kinds (-32602 with data.path otherwise), the type is
+ * known (-32001) and has the operation (-32011), a create with isStateful
+ * false on a require_state type was refused (-32010), and, when the type
+ * has an `inputs` table, create's and update's inputProperties match it.
+ * For state_event the patch is a well-formed RFC 6902 document (-32602
+ * with data {"path": "/patch/I", "op": I}) and expectIndex, when present,
+ * an integer >= 0.
  *
  * Ownership of JSON values follows tether/json.h: `tether_json *`
  * arguments are consumed, `const tether_json *` results are borrowed from
@@ -41,6 +53,7 @@
 #define TETHER_PROVIDER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tether/json.h"
@@ -62,13 +75,17 @@ typedef struct tether_input {
   const char *name;      /* NULL ends a list */
   tether_json_kind kind; /* the JSON kind it must have */
   bool required;
+  bool any_kind;         /* accept any JSON kind; `kind` is ignored */
 } tether_input;
 
 typedef struct tether_resource_type {
   const char *name;        /* NULL ends the table */
   const char *description;
   bool require_state;      /* refuse create with isStateful false (-32010) */
-  bool state_provider;     /* implements state_read and state_event */
+  /* Implements state_read and state_event: set exactly when both
+   * op_state_read and op_state_event are (tether_provider_main refuses a
+   * table where they disagree). */
+  bool state_provider;
   /* When set, the library checks inputProperties of create and update
    * against it before calling the handler: unknown members, missing
    * required ones and wrong kinds get -32602 with data.path. */
@@ -93,17 +110,38 @@ typedef struct tether_provider_info {
   int threads;
   const tether_resource_type *types;
   void *data; /* handed to handlers through tether_request_data() */
+  /* Largest message accepted from the host, in bytes; 0 means 64 MiB. A
+   * larger one is answered with -32600 and ends the provider. */
+  size_t max_message_size;
 } tether_provider_info;
 
 /* Runs the provider until the host says exit or closes stdin. Returns the
- * process exit status: 0 after a clean shutdown, 1 otherwise (including the
- * hint printed when stdin is a terminal). Call it from main(). */
+ * process exit status: 0 when `shutdown` came before the end, 1 otherwise
+ * (also for the one-line hint printed when stdin is a terminal, and for a
+ * type table that contradicts itself, which is reported on stderr). Call
+ * it from main() and return what it returns.
+ *
+ * On `exit`, requests still running are marked cancelled and nothing more
+ * is written; the function returns once the worker threads have finished
+ * the handlers they were running. On EOF, requests already received are
+ * still answered: it returns once all of them are. A pending request that
+ * another thread resolves after the return is dropped quietly.
+ *
+ * stdin and stdout are the protocol channel: the library keeps private
+ * copies of both, then points fd 0 at /dev/null (a child process a handler
+ * starts cannot eat the host's messages) and fd 1 at stderr (a stray
+ * printf cannot corrupt them). SIGPIPE is ignored; when the host stops
+ * reading, the provider ends quietly. The only argument looked at is a
+ * lone `--version`, which prints "NAME VERSION" and returns 0; the rest
+ * are the provider's own. */
 int tether_provider_main(const tether_provider_info *info, int argc,
                          char **argv);
 
 /* ---- The request being handled ---- */
 
 const char *tether_request_method(const tether_request *req);
+/* The request's id as JSON text (7 or "abc"), for log lines. */
+const char *tether_request_id(const tether_request *req);
 /* The resource type: params.type for create, params.resource.type else. */
 const char *tether_request_type(const tether_request *req);
 const tether_json *tether_request_params(const tether_request *req);
@@ -119,8 +157,10 @@ const tether_json *tether_request_outputs(const tether_request *req);
 /* create's isStateful. */
 bool tether_request_is_stateful(const tether_request *req);
 void *tether_request_data(const tether_request *req);
-/* True once the host sent $/cancelRequest for this request. A handler that
- * notices answers with tether_reply_cancelled(). */
+/* True once the host sent $/cancelRequest for this request (or `exit`
+ * came). The library has then already answered -32800 for it and will drop
+ * whatever the handler answers: a handler that notices stops its work and
+ * answers, with tether_reply_cancelled() or anything else. Any thread. */
 bool tether_request_cancelled(const tether_request *req);
 
 /* ---- Answers ---- */
@@ -143,7 +183,8 @@ tether_done *tether_reply_invalid(tether_request *req, const char *path,
 /* -32800. */
 tether_done *tether_reply_cancelled(tether_request *req) TETHER_MUST_USE;
 /* The answer will come later, from any thread, through tether_resolve or
- * tether_reject. */
+ * tether_reject (exactly one of them, exactly once); until then the
+ * request and what its accessors return stay valid. */
 tether_done *tether_reply_pending(tether_request *req) TETHER_MUST_USE;
 void tether_resolve(tether_request *req, tether_json *result);
 void tether_reject(tether_request *req, int code, tether_json *data,
@@ -158,11 +199,13 @@ typedef enum tether_log_level {
   TETHER_LOG_DEBUG
 } tether_log_level;
 
-/* A `log` notification. */
+/* A `log` notification. Before the first message from the host has told
+ * the library which framing to use, and after the end, the line goes to
+ * stderr instead. */
 void tether_log(tether_log_level level, const char *fmt, ...)
     TETHER_PRINTF(2, 3);
-/* A `progress` notification for req; fraction in [0, 1], or negative for
- * none. */
+/* A `progress` notification for req; fraction in [0, 1] (clamped), or
+ * negative for none. Dropped once req has been answered. */
 void tether_progress(tether_request *req, double fraction, const char *fmt,
                      ...) TETHER_PRINTF(3, 4);
 

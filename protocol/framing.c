@@ -1,0 +1,350 @@
+/*
+ * framing.c: cutting messages out of a byte stream (ndjson and the LSP
+ * content-length framing) and framing outgoing ones.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "framing.h"
+#include "util.h"
+
+const char *tt_framing_name(tt_framing f) {
+  switch (f) {
+  case TT_FRAMING_DETECT:
+    return "detect";
+  case TT_FRAMING_NDJSON:
+    return "ndjson";
+  case TT_FRAMING_CONTENT_LENGTH:
+    return "content-length";
+  }
+  return "?";
+}
+
+int tt_framing_parse(const char *name, tt_framing *out) {
+  if (strcmp(name, "ndjson") == 0) {
+    *out = TT_FRAMING_NDJSON;
+    return 0;
+  }
+  if (strcmp(name, "content-length") == 0) {
+    *out = TT_FRAMING_CONTENT_LENGTH;
+    return 0;
+  }
+  return -1;
+}
+
+void tt_frame_reader_init(tt_frame_reader *r, tt_framing framing,
+                          size_t max_size) {
+  memset(r, 0, sizeof *r);
+  r->framing = framing;
+  r->max_size = max_size ? max_size : TT_FRAME_DEFAULT_MAX;
+  tether_buf_init(&r->buf);
+}
+
+void tt_frame_reader_free(tt_frame_reader *r) { tether_buf_free(&r->buf); }
+
+void tt_frame_reader_feed(tt_frame_reader *r, const char *data, size_t len) {
+  /* Dropping what was consumed before appending keeps the buffer as small
+   * as the message in progress; the message pointer handed out last time is
+   * documented to die here. */
+  if (r->start > 0) {
+    tether_buf_consume(&r->buf, r->start);
+    r->start = 0;
+  }
+  tether_buf_append(&r->buf, data, len);
+}
+
+size_t tt_frame_reader_pending(const tt_frame_reader *r, const char **data) {
+  *data = r->buf.data ? r->buf.data + r->start : "";
+  return r->buf.len - r->start;
+}
+
+void tt_frame_quote(tether_buf *out, const char *data, size_t len,
+                    size_t max) {
+  tether_buf_append_char(out, '"');
+  size_t n = len < max ? len : max;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)data[i];
+    switch (c) {
+    case '"':
+      tether_buf_append_str(out, "\\\"");
+      break;
+    case '\\':
+      tether_buf_append_str(out, "\\\\");
+      break;
+    case '\n':
+      tether_buf_append_str(out, "\\n");
+      break;
+    case '\r':
+      tether_buf_append_str(out, "\\r");
+      break;
+    case '\t':
+      tether_buf_append_str(out, "\\t");
+      break;
+    default:
+      if (c < 0x20 || c >= 0x7f)
+        tether_buf_printf(out, "\\x%02x", c);
+      else
+        tether_buf_append_char(out, (char)c);
+    }
+  }
+  tether_buf_append_char(out, '"');
+  if (n < len)
+    tether_buf_append_str(out, "...");
+}
+
+static tt_frame_status fail(tt_frame_reader *r, tt_frame_status status,
+                            const char *what, const char *bytes,
+                            size_t len) {
+  tether_buf msg;
+  tether_buf_init(&msg);
+  tether_buf_append_str(&msg, what);
+  if (bytes) {
+    tether_buf_append_str(&msg, ": ");
+    tt_frame_quote(&msg, bytes, len, 60);
+  }
+  snprintf(r->error, sizeof r->error, "%s", msg.data);
+  tether_buf_free(&msg);
+  r->failed = true;
+  r->failure = status;
+  return status;
+}
+
+static bool is_token_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+         (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+/* Skips line ends before the first message or a header block: empty lines
+ * carry nothing in either framing. */
+static void skip_empty_lines(tt_frame_reader *r) {
+  while (r->start < r->buf.len &&
+         (r->buf.data[r->start] == '\n' || r->buf.data[r->start] == '\r'))
+    r->start++;
+}
+
+/* Decides the framing from the first bytes; false while they do not tell
+ * yet. */
+static bool detect(tt_frame_reader *r) {
+  skip_empty_lines(r);
+  const char *p = r->buf.data + r->start;
+  size_t n = r->buf.len - r->start;
+  size_t i = 0;
+  while (i < n && is_token_char(p[i]))
+    i++;
+  if (i == n) {
+    /* A header name never gets this long; whatever this is, it is not
+     * content-length, and ndjson will refuse it with a parse error. */
+    if (n > 256) {
+      r->framing = TT_FRAMING_NDJSON;
+      return true;
+    }
+    return false;
+  }
+  r->framing = (i > 0 && p[i] == ':') ? TT_FRAMING_CONTENT_LENGTH
+                                      : TT_FRAMING_NDJSON;
+  return true;
+}
+
+static bool is_blank(const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+      return false;
+  return true;
+}
+
+static tt_frame_status next_ndjson(tt_frame_reader *r, const char **msg,
+                                   size_t *len) {
+  for (;;) {
+    const char *base = r->buf.data + r->start;
+    size_t avail = r->buf.len - r->start;
+    const char *nl = avail > r->scanned
+                         ? memchr(base + r->scanned, '\n', avail - r->scanned)
+                         : NULL;
+    if (!nl) {
+      r->scanned = avail;
+      /* One byte of slack for the '\r' a line may end with. */
+      if (avail > r->max_size + 1) {
+        char what[120];
+        snprintf(what, sizeof what,
+                 "message over the size limit of %zu bytes (no newline in "
+                 "the first %zu)",
+                 r->max_size, avail);
+        return fail(r, TT_FRAME_TOO_LARGE, what, base, avail);
+      }
+      return TT_FRAME_NEED_MORE;
+    }
+    size_t n = (size_t)(nl - base);
+    r->start += n + 1;
+    r->scanned = 0;
+    if (n > 0 && base[n - 1] == '\r')
+      n--;
+    if (n > r->max_size) {
+      char what[120];
+      snprintf(what, sizeof what,
+               "message of %zu bytes is over the size limit of %zu bytes", n,
+               r->max_size);
+      return fail(r, TT_FRAME_TOO_LARGE, what, base, n);
+    }
+    if (is_blank(base, n))
+      continue;
+    *msg = base;
+    *len = n;
+    return TT_FRAME_MESSAGE;
+  }
+}
+
+static bool name_is(const char *p, size_t n, const char *name) {
+  if (strlen(name) != n)
+    return false;
+  for (size_t i = 0; i < n; i++) {
+    char a = p[i], b = name[i];
+    if (a >= 'A' && a <= 'Z')
+      a = (char)(a - 'A' + 'a');
+    if (b >= 'A' && b <= 'Z')
+      b = (char)(b - 'A' + 'a');
+    if (a != b)
+      return false;
+  }
+  return true;
+}
+
+/* Parses the value of a Content-Length header: decimal digits with
+ * optional blanks around them. */
+static tt_frame_status parse_length(tt_frame_reader *r, const char *v,
+                                    size_t n, size_t *out) {
+  size_t i = 0, value = 0;
+  while (i < n && (v[i] == ' ' || v[i] == '\t'))
+    i++;
+  size_t digits = 0;
+  bool over = false;
+  while (i < n && v[i] >= '0' && v[i] <= '9') {
+    size_t d = (size_t)(v[i] - '0');
+    if (value > (SIZE_MAX - d) / 10)
+      over = true;
+    else
+      value = value * 10 + d;
+    i++;
+    digits++;
+  }
+  while (i < n && (v[i] == ' ' || v[i] == '\t'))
+    i++;
+  if (digits == 0 || i != n)
+    return fail(r, TT_FRAME_BAD_HEADER, "Content-Length is not a number", v,
+                n);
+  if (over || value > r->max_size) {
+    char what[120];
+    snprintf(what, sizeof what,
+             "message over the size limit of %zu bytes (Content-Length)",
+             r->max_size);
+    return fail(r, TT_FRAME_TOO_LARGE, what, v, n);
+  }
+  *out = value;
+  return TT_FRAME_MESSAGE;
+}
+
+/* Reads a whole header block when it is there; the block is small, so it
+ * is parsed again from its start each time more bytes arrive. */
+static tt_frame_status read_header(tt_frame_reader *r) {
+  skip_empty_lines(r);
+  const char *base = r->buf.data + r->start;
+  size_t avail = r->buf.len - r->start;
+  size_t pos = 0, length = 0;
+  bool have_length = false;
+  for (;;) {
+    const char *nl = memchr(base + pos, '\n', avail - pos);
+    if (!nl) {
+      if (avail > TT_FRAME_HEADER_MAX)
+        return fail(r, TT_FRAME_BAD_HEADER,
+                    "content-length header block has no end", base, avail);
+      return TT_FRAME_NEED_MORE;
+    }
+    const char *line = base + pos;
+    size_t n = (size_t)(nl - line);
+    if (n > 0 && line[n - 1] == '\r')
+      n--;
+    pos = (size_t)(nl - base) + 1;
+    if (pos > TT_FRAME_HEADER_MAX)
+      return fail(r, TT_FRAME_BAD_HEADER,
+                  "content-length header block too long", base, avail);
+    if (n == 0) {
+      if (!have_length)
+        return fail(r, TT_FRAME_BAD_HEADER,
+                    "content-length header block without Content-Length",
+                    base, pos);
+      r->start += pos;
+      r->body_len = length;
+      r->in_body = true;
+      return TT_FRAME_MESSAGE;
+    }
+    size_t colon = 0;
+    while (colon < n && is_token_char(line[colon]))
+      colon++;
+    if (colon == 0 || colon == n || line[colon] != ':')
+      return fail(r, TT_FRAME_BAD_HEADER, "malformed header line", line, n);
+    if (name_is(line, colon, "content-length")) {
+      size_t value = 0;
+      tt_frame_status st =
+          parse_length(r, line + colon + 1, n - colon - 1, &value);
+      if (st != TT_FRAME_MESSAGE)
+        return st;
+      if (have_length && value != length)
+        return fail(r, TT_FRAME_BAD_HEADER,
+                    "two different Content-Length headers", base, pos);
+      length = value;
+      have_length = true;
+    }
+  }
+}
+
+static tt_frame_status next_content_length(tt_frame_reader *r,
+                                           const char **msg, size_t *len) {
+  if (!r->in_body) {
+    tt_frame_status st = read_header(r);
+    if (st != TT_FRAME_MESSAGE)
+      return st;
+  }
+  if (r->buf.len - r->start < r->body_len)
+    return TT_FRAME_NEED_MORE;
+  *msg = r->buf.data + r->start;
+  *len = r->body_len;
+  r->start += r->body_len;
+  r->in_body = false;
+  r->body_len = 0;
+  return TT_FRAME_MESSAGE;
+}
+
+tt_frame_status tt_frame_reader_next(tt_frame_reader *r, const char **msg,
+                                     size_t *len) {
+  if (r->failed)
+    return r->failure;
+  if (r->buf.len == r->start)
+    return TT_FRAME_NEED_MORE;
+  if (r->framing == TT_FRAMING_DETECT && !detect(r))
+    return TT_FRAME_NEED_MORE;
+  switch (r->framing) {
+  case TT_FRAMING_DETECT:
+    break;
+  case TT_FRAMING_NDJSON:
+    return next_ndjson(r, msg, len);
+  case TT_FRAMING_CONTENT_LENGTH:
+    return next_content_length(r, msg, len);
+  }
+  return TT_FRAME_NEED_MORE;
+}
+
+void tt_frame_write(tt_framing f, tether_buf *out, const char *msg,
+                    size_t len) {
+  switch (f) {
+  case TT_FRAMING_DETECT:
+  case TT_FRAMING_NDJSON:
+    /* A writer that never decided falls back to the default framing. */
+    tether_buf_reserve(out, len + 1);
+    tether_buf_append(out, msg, len);
+    tether_buf_append_char(out, '\n');
+    return;
+  case TT_FRAMING_CONTENT_LENGTH:
+    tether_buf_printf(out, "Content-Length: %zu\r\n\r\n", len);
+    tether_buf_append(out, msg, len);
+    return;
+  }
+}

@@ -1,0 +1,213 @@
+/*
+ * json_dump.c: values to compact JSON text. Strings escape '"', '\\' and
+ * control characters (with the short forms \b \f \n \r \t where JSON has
+ * them) and pass other UTF-8 through; a raw container is copied as the
+ * compact text it already is.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "json_internal.h"
+#include "util.h"
+
+static const char hex_digits[] = "0123456789abcdef";
+
+/* Eight bytes at a time: nonzero when any of them needs attention (a
+ * quote, a backslash, a control character or non-ASCII). */
+static inline uint64_t special_bytes(uint64_t x) {
+  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+  uint64_t q = x ^ (ones * '"');
+  uint64_t b = x ^ (ones * '\\');
+  return (((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones * 0x20) & ~x) |
+          x) &
+         high;
+}
+
+size_t tt_json_escape_char(unsigned char c, char out[6]) {
+  out[0] = '\\';
+  switch (c) {
+  case '"':
+    out[1] = '"';
+    return 2;
+  case '\\':
+    out[1] = '\\';
+    return 2;
+  case '\b':
+    out[1] = 'b';
+    return 2;
+  case '\f':
+    out[1] = 'f';
+    return 2;
+  case '\n':
+    out[1] = 'n';
+    return 2;
+  case '\r':
+    out[1] = 'r';
+    return 2;
+  case '\t':
+    out[1] = 't';
+    return 2;
+  default:
+    out[1] = 'u';
+    out[2] = '0';
+    out[3] = '0';
+    out[4] = hex_digits[c >> 4];
+    out[5] = hex_digits[c & 15];
+    return 6;
+  }
+}
+
+void tether_json_dump_string(const char *s, size_t len, tether_buf *out) {
+  const unsigned char *u = (const unsigned char *)s;
+  tether_buf_reserve(out, len + 2);
+  out->data[out->len++] = '"';
+  size_t i = 0;
+  while (i < len) {
+    size_t run = i;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (run + 8 <= len) {
+      uint64_t x;
+      memcpy(&x, s + run, 8);
+      uint64_t m = special_bytes(x);
+      if (m) {
+        run += (size_t)__builtin_ctzll(m) / 8;
+        break;
+      }
+      run += 8;
+    }
+#endif
+    while (run < len && u[run] >= 0x20 && u[run] < 0x80 && u[run] != '"' &&
+           u[run] != '\\')
+      run++;
+    if (run > i)
+      tether_buf_append(out, s + i, run - i);
+    i = run;
+    if (i >= len)
+      break;
+    unsigned char c = u[i];
+    if (c >= 0x80) {
+      uint32_t cp;
+      const char *why;
+      size_t n = tt_utf8_decode(u + i, len - i, &cp, &why);
+      if (n) {
+        tether_buf_append(out, s + i, n);
+        i += n;
+      } else {
+        /* Invalid UTF-8 (possible only in keys and in bytes given to
+         * this function directly) becomes U+FFFD, so the output is
+         * always valid JSON. */
+        tether_buf_append(out, "\xEF\xBF\xBD", 3);
+        i++;
+      }
+      continue;
+    }
+    char esc[6];
+    size_t n = tt_json_escape_char(c, esc);
+    tether_buf_append(out, esc, n);
+    i++;
+  }
+  tether_buf_append_char(out, '"');
+}
+
+typedef struct dump_frame {
+  const tether_json *v;
+  size_t i;       /* next element or member slot */
+  size_t written; /* members written so far */
+} dump_frame;
+
+/* Writes a scalar or a raw container completely; for a materialized
+ * container writes the opening bracket and returns true: its members
+ * follow. */
+static bool dump_open(const tether_json *v, tether_buf *out) {
+  switch ((tether_json_kind)v->kind) {
+  case TETHER_JSON_NULL:
+    tether_buf_append(out, "null", 4);
+    return false;
+  case TETHER_JSON_BOOL:
+    if (tether_json_bool_value(v))
+      tether_buf_append(out, "true", 4);
+    else
+      tether_buf_append(out, "false", 5);
+    return false;
+  case TETHER_JSON_NUMBER: {
+    const tt_json_number *n = (const tt_json_number *)v;
+    tether_buf_append(out, n->text, n->len);
+    return false;
+  }
+  case TETHER_JSON_STRING: {
+    const tt_json_string *s = (const tt_json_string *)v;
+    tether_json_dump_string(s->bytes, s->len, out);
+    return false;
+  }
+  case TETHER_JSON_ARRAY:
+  case TETHER_JSON_OBJECT: {
+    const char *text;
+    size_t len;
+    if (tt_json_raw_text(v, &text, &len)) {
+      tether_buf_append(out, text, len);
+      return false;
+    }
+    tt_json_force(v);
+    tether_buf_append_char(out, v->kind == TETHER_JSON_ARRAY ? '[' : '{');
+    return true;
+  }
+  }
+  return false;
+}
+
+void tether_json_dump(const tether_json *v, tether_buf *out) {
+  if (!v)
+    v = tether_json_null();
+  if (!dump_open(v, out))
+    return;
+  /* An explicit stack: values built through the API may nest deeper
+   * than the C stack would allow recursion to. */
+  size_t cap = 32, depth = 0;
+  dump_frame *st = tt_malloc(cap * sizeof *st);
+  st[depth++] = (dump_frame){v, 0, 0};
+  while (depth) {
+    dump_frame *f = &st[depth - 1];
+    const tether_json *child;
+    if (f->v->kind == TETHER_JSON_ARRAY) {
+      const tt_json_array *a = (const tt_json_array *)f->v;
+      if (f->i == a->count) {
+        tether_buf_append_char(out, ']');
+        depth--;
+        continue;
+      }
+      if (f->i)
+        tether_buf_append_char(out, ',');
+      child = a->items[f->i++];
+    } else {
+      const tt_json_object *o = (const tt_json_object *)f->v;
+      while (f->i < o->used && !o->members[f->i].value)
+        f->i++;
+      if (f->i == o->used) {
+        tether_buf_append_char(out, '}');
+        depth--;
+        continue;
+      }
+      const tt_member *m = &o->members[f->i++];
+      if (f->written++)
+        tether_buf_append_char(out, ',');
+      tether_json_dump_string(tt_member_key(o, m), m->key_len, out);
+      tether_buf_append_char(out, ':');
+      child = m->value;
+    }
+    if (dump_open(child, out)) {
+      if (depth == cap) {
+        cap *= 2;
+        st = tt_realloc(st, cap * sizeof *st);
+      }
+      st[depth++] = (dump_frame){child, 0, 0};
+    }
+  }
+  free(st);
+}
+
+char *tether_json_dumps(const tether_json *v, size_t *len) {
+  tether_buf b;
+  tether_buf_init(&b);
+  tether_json_dump(v, &b);
+  return tether_buf_steal(&b, len);
+}

@@ -1,0 +1,258 @@
+/*
+ * json_internal.h: the representation behind tether/json.h, shared by the
+ * files that implement it (json_value.c, json_number.c, json_parse.c,
+ * json_dump.c, json_pointer.c, json_patch.c). Nothing outside protocol/json*
+ * should include it.
+ *
+ * NODES. Every value is a heap node that starts with `struct tether_json`
+ * (reference count and kind) and continues with the fields of its kind:
+ * tt_json_string, tt_json_number, tt_json_array or tt_json_object. null,
+ * true and false are immortal static nodes whose reference count is never
+ * touched.
+ *
+ * LAZY CONTAINERS. The parser does not build a tree. It validates the text,
+ * keeps a compacted copy of it together with a token index (tt_json_text),
+ * and returns a "raw" container node that points at its token in that text.
+ * A raw node is materialized, one level at a time, the first time anything
+ * looks inside it: its direct members become nodes, nested containers among
+ * them become raw nodes on the same text. Materialization happens inside
+ * the getters, under a process-wide lock, and is published with a release
+ * store, so it is invisible to callers and safe for values that several
+ * threads read. The kind of a raw node is known without materializing it,
+ * and a raw node serializes by copying its text.
+ *
+ * A raw node keeps its whole text alive. So that a small value taken out of
+ * a large document and stored elsewhere (a patch's "value" stored in a
+ * state document) does not pin the document, containers detach raw values
+ * as they adopt them: the value gets a text of its own (tt_json_adopt).
+ */
+#ifndef TETHER_PROTOCOL_JSON_INTERNAL_H
+#define TETHER_PROTOCOL_JSON_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tether/json.h"
+
+/* A reference count that marks a static node nobody frees. */
+#define TT_JSON_IMMORTAL UINT32_MAX
+
+struct tether_json {
+  uint32_t refs;
+  uint8_t kind; /* tether_json_kind */
+};
+
+typedef struct tt_json_string {
+  tether_json head;
+  size_t len;
+  char bytes[]; /* len bytes and a terminating NUL */
+} tt_json_string;
+
+typedef struct tt_json_number {
+  tether_json head;
+  size_t len;
+  char text[]; /* the exact JSON text and a terminating NUL */
+} tt_json_number;
+
+/*
+ * One token of a validated, compacted JSON text. Offsets are into the
+ * compacted text; a string token spans its quotes. `next` is the index of
+ * the token after this one's subtree, `count` the number of elements or
+ * members of a container (0 for scalars).
+ */
+typedef struct tt_tok {
+  uint32_t start;
+  uint32_t end;
+  uint32_t count;
+  uint32_t next;
+} tt_tok;
+
+/*
+ * A validated JSON text without insignificant whitespace, shared by the raw
+ * nodes that point into it. The tokens are computed when the text is parsed
+ * and on demand for a text made by detaching (toks is NULL until then).
+ */
+typedef struct tt_json_text {
+  atomic_uint refs;
+  uint32_t ntok;
+  tt_tok *toks;
+  char *text; /* len bytes and a terminating NUL */
+  size_t len;
+  bool own_toks; /* toks is a separate allocation */
+  bool own_text; /* text is a separate allocation */
+  /* Some object in the text repeats a key. Such a text is never copied
+   * out as is: the last value wins, and only materialized objects show
+   * that. */
+  bool dups;
+} tt_json_text;
+
+typedef struct tt_json_array {
+  tether_json head;
+  /* Non-NULL while the array is raw: then tok indexes raw->toks and the
+   * fields below are unused. */
+  _Atomic(tt_json_text *) raw;
+  uint32_t tok;
+  size_t count;
+  size_t cap;
+  tether_json **items;
+} tt_json_array;
+
+/*
+ * An object member. The key lives in the object's key arena at key_off
+ * (NUL-terminated); a removed member keeps its slot with value NULL (a
+ * tombstone) until the object is compacted, so removal is O(1).
+ */
+typedef struct tt_member {
+  uint32_t key_off;
+  uint32_t key_len;
+  uint32_t hash;
+  tether_json *value;
+} tt_member;
+
+typedef struct tt_json_object {
+  tether_json head;
+  _Atomic(tt_json_text *) raw;
+  uint32_t tok;
+  tt_member *members; /* in insertion order, tombstones included */
+  size_t used;        /* members[0..used) are occupied or tombstones */
+  size_t live;        /* members that are not tombstones */
+  size_t cap;
+  char *keys; /* key arena */
+  size_t keys_len;
+  size_t keys_cap;
+  /* Open-addressing index over members, built once an object grows past
+   * a few members: slots hold member index + 1, 0 for empty and
+   * TT_SLOT_DELETED for a removed entry. */
+  uint32_t *slots;
+  size_t nslots; /* a power of two, or 0 without an index */
+  size_t deleted_slots;
+} tt_json_object;
+
+#define TT_SLOT_DELETED UINT32_MAX
+
+/* ---- json_value.c ---- */
+
+tether_json *tt_json_new_string_raw(const char *s, size_t len);
+/* A string node whose bytes the caller fills in (len bytes, NUL added). */
+tt_json_string *tt_json_alloc_string(size_t len);
+tt_json_number *tt_json_alloc_number(size_t len);
+/* A new raw container of kind `kind` on token `tok` of text t; takes a
+ * reference to t. */
+tether_json *tt_json_new_raw(tether_json_kind kind, tt_json_text *t,
+                             uint32_t tok);
+void tt_json_text_unref(tt_json_text *t);
+void tt_json_text_ref(tt_json_text *t);
+
+/* Materializes a raw container (no-op otherwise). Safe on a value other
+ * threads read. */
+void tt_json_force(const tether_json *v);
+static inline bool tt_json_is_raw(const tether_json *v) {
+  if (v->kind == TETHER_JSON_ARRAY)
+    return atomic_load_explicit(&((const tt_json_array *)v)->raw,
+                                memory_order_acquire) != NULL;
+  if (v->kind == TETHER_JSON_OBJECT)
+    return atomic_load_explicit(&((const tt_json_object *)v)->raw,
+                                memory_order_acquire) != NULL;
+  return false;
+}
+static inline const tt_json_array *tt_arr(const tether_json *v) {
+  tt_json_force(v);
+  return (const tt_json_array *)v;
+}
+static inline const tt_json_object *tt_obj(const tether_json *v) {
+  tt_json_force(v);
+  return (const tt_json_object *)v;
+}
+
+/* The compact text of a raw container: false when v is not raw. */
+bool tt_json_raw_text(const tether_json *v, const char **s, size_t *len);
+
+/* Prepares v for being stored inside a container: detaches a raw value
+ * from a larger text it shares (see the top of this file). Consumes v and
+ * returns the value to store, which is equal to v. */
+tether_json *tt_json_adopt(tether_json *v);
+
+/* Makes container v exclusively owned (reference count 1) and
+ * materialized, so that it can be modified in place: consumes v and
+ * returns it, or a shallow copy of it when it was shared. */
+tether_json *tt_json_unshare(tether_json *v);
+
+uint32_t tt_json_hash(const char *key, size_t len);
+/* Index of the live member named key, or -1. */
+long tt_json_object_find(const tt_json_object *o, const char *key, size_t len,
+                         uint32_t hash);
+/* Appends a member that does not exist yet; takes the reference to value. */
+void tt_json_object_append(tt_json_object *o, const char *key, size_t len,
+                           uint32_t hash, tether_json *value);
+/* Turns member i into a tombstone and returns its value (the reference
+ * passes to the caller). Compacts the object when tombstones pile up and
+ * compact is true. */
+tether_json *tt_json_object_take(tt_json_object *o, size_t i, bool compact);
+/* Undoes tt_json_object_take(o, i, false): puts value back into the
+ * tombstone at i. */
+void tt_json_object_restore(tt_json_object *o, size_t i, tether_json *value);
+/* Undoes the last tt_json_object_append: removes members[used - 1] and
+ * returns its value. */
+tether_json *tt_json_object_pop(tt_json_object *o);
+void tt_json_object_maybe_compact(tt_json_object *o);
+static inline const char *tt_member_key(const tt_json_object *o,
+                                        const tt_member *m) {
+  return o->keys + m->key_off;
+}
+
+void tt_json_array_insert_at(tt_json_array *a, size_t i, tether_json *v);
+tether_json *tt_json_array_take_at(tt_json_array *a, size_t i);
+
+/* ---- json_parse.c ---- */
+
+/* Builds the direct members of raw container v (called by tt_json_force
+ * with the materialization lock held). */
+void tt_json_materialize_locked(tether_json *v, tt_json_text *t, uint32_t tok);
+
+/* ---- json_dump.c ---- */
+
+/* The escape sequence for a byte a JSON string cannot hold as is ('"',
+ * '\\' or a control character): written to out, length returned. */
+size_t tt_json_escape_char(unsigned char c, char out[6]);
+
+/* ---- json_number.c ---- */
+
+/* True when s[0..len) is exactly one JSON number (RFC 8259 grammar). */
+bool tt_json_number_valid(const char *s, size_t len);
+bool tt_json_number_equal(const char *a, size_t alen, const char *b,
+                          size_t blen);
+
+/* ---- UTF-8 ---- */
+
+/* Decodes one UTF-8 sequence at s[0..len) (len >= 1). Returns its length
+ * and stores the code point, or returns 0 for an invalid sequence
+ * (overlong forms, surrogates, values above U+10FFFF, truncation) and
+ * stores in *why a short reason. */
+size_t tt_utf8_decode(const unsigned char *s, size_t len, uint32_t *cp,
+                      const char **why);
+/* Writes code point cp as UTF-8 to out (room for 4 bytes); returns the
+ * number of bytes written. */
+size_t tt_utf8_encode(uint32_t cp, char *out);
+
+/* ---- json_pointer.c ---- */
+
+/* Reads the reference token that starts at ptr[*pos] (a '/') and moves
+ * *pos past it. The token is returned unescaped in *tok / *toklen, which
+ * point into ptr or, when it had escapes, into scratch. Returns false for
+ * a '~' not followed by '0' or '1', with *pos at the '~'. */
+bool tt_pointer_next(const char *ptr, size_t len, size_t *pos,
+                     tether_buf *scratch, const char **tok, size_t *toklen);
+/* An array index token: decimal digits without leading zeros. */
+bool tt_pointer_index(const char *tok, size_t len, size_t *out);
+/* A token for a message: quoted, control characters escaped, long ones
+ * cut short. */
+void tt_quote_token(char *out, size_t size, const char *tok, size_t len);
+
+/* ---- errors ---- */
+
+void tt_json_set_error(tether_json_error *err, size_t offset, long op,
+                       const char *fmt, ...) TETHER_PRINTF(4, 5);
+
+#endif /* TETHER_PROTOCOL_JSON_INTERNAL_H */

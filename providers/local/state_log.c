@@ -1,0 +1,485 @@
+/*
+ * state_log.c: the state file format, NixOps4's: a sequence of JSON texts,
+ * each an event {"index", "meta": {"time", ...}, "patch": [RFC 6902]},
+ * event 0 adding the empty state at "". Any whitespace layout reads
+ * (NixOps4 pretty-prints its events, one JSON text over many lines); we
+ * append one compact event per line.
+ *
+ * Reading streams the file through a fixed-size buffer and parses event
+ * by event, so memory follows the resolved state, not the file. Most
+ * events sit on one line of their own: the line is handed to the parser
+ * as it is, and only when that fails (a pretty-printed event, or two on a
+ * line) does a scanner find where the JSON text really ends.
+ *
+ * A torn tail versus damage. A crash in the middle of an append leaves a
+ * prefix of the event at the end of the file (possibly followed by zero
+ * bytes, which some file systems show after a crash in place of data they
+ * never wrote). Such a tail was never acknowledged: reading skips it with
+ * a warning and the next append cuts it off. Everything else that is not
+ * a valid event is damage (-32022 with line and offset), and nothing is
+ * rewritten: a prefix is only a torn tail when the JSON parser agrees it
+ * is a valid beginning cut short by the end of the file, so a quote or a
+ * bracket lost in the middle of the file, which a bracket counter would
+ * take for an unfinished event running to the end, is still damage.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "local.h"
+#include "util.h"
+
+#define CHUNK (1u << 20)
+
+typedef struct reader {
+  int fd;
+  const char *path;
+  char *buf;
+  size_t cap;
+  size_t len;  /* bytes in buf */
+  off_t base;  /* file offset of buf[0] */
+  size_t pos;  /* next byte to look at */
+  bool eof;
+  /* The scanner's progress through the text starting at pos, kept across
+   * refills so a long event is scanned once. */
+  size_t scanned;
+  int depth;
+  bool in_string;
+  bool escaped;
+} reader;
+
+/* Reads more of the file, keeping buf[pos..len). False on a read error
+ * (errno set). */
+static bool refill(reader *r) {
+  if (r->pos > 0) {
+    memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+    r->base += (off_t)r->pos;
+    r->len -= r->pos;
+    r->pos = 0;
+  }
+  if (r->cap - r->len < CHUNK / 2) {
+    r->cap = r->cap ? r->cap * 2 : CHUNK;
+    r->buf = tt_realloc(r->buf, r->cap + 1);
+  }
+  for (;;) {
+    ssize_t n = pread(r->fd, r->buf + r->len, r->cap - r->len,
+                      r->base + (off_t)r->len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return false;
+    if (n == 0)
+      r->eof = true;
+    r->len += (size_t)n;
+    r->buf[r->len] = '\0';
+    return true;
+  }
+}
+
+static bool is_space(char c) {
+  return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+/* The 1-based line of offset in the file: counted only when an error
+ * needs it, so the common path never counts newlines. */
+static uint64_t line_of(int fd, off_t offset) {
+  uint64_t line = 1;
+  char block[65536];
+  for (off_t at = 0; at < offset;) {
+    size_t want = sizeof block;
+    if ((off_t)want > offset - at)
+      want = (size_t)(offset - at);
+    ssize_t n = pread(fd, block, want, at);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    for (const char *p = block, *end = block + n;
+         (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+      line++;
+    at += n;
+  }
+  return line;
+}
+
+static void fail_corrupt(reader *r, tt_fail *fail, off_t offset,
+                         const char *fmt, const char *what) {
+  uint64_t line = line_of(r->fd, offset);
+  tether_json *data = tether_json_object();
+  data = tether_json_object_set(data, "file", tether_json_string(r->path));
+  data = tether_json_object_set(data, "line", tether_json_uint(line));
+  data = tether_json_object_set(data, "offset",
+                                tether_json_int((int64_t)offset));
+  char detail[512];
+  snprintf(detail, sizeof detail, fmt, what);
+  tt_fail_set(fail, TETHER_ERR_STATE_CORRUPT, data,
+              "state file %s is damaged at line %" PRIu64
+              ", byte offset %lld: %s; nothing was changed, repair or "
+              "restore the file",
+              r->path, line, (long long)offset, detail);
+}
+
+typedef enum scan_result { SCAN_COMPLETE, SCAN_INCOMPLETE } scan_result;
+
+/* Finds the end of the JSON text starting at r->pos (an object or array:
+ * events are objects) by counting brackets outside strings. Only finds the
+ * end; the parser judges the text. */
+static scan_result scan_text(reader *r, size_t *end) {
+  const char *b = r->buf + r->pos;
+  size_t n = r->len - r->pos;
+  size_t i = r->scanned;
+  while (i < n) {
+    char c = b[i];
+    if (r->in_string) {
+      if (r->escaped) {
+        r->escaped = false;
+      } else if (c == '\\') {
+        r->escaped = true;
+      } else if (c == '"') {
+        r->in_string = false;
+      }
+    } else if (c == '"') {
+      r->in_string = true;
+    } else if (c == '{' || c == '[') {
+      r->depth++;
+    } else if (c == '}' || c == ']') {
+      if (--r->depth <= 0) {
+        *end = r->pos + i + 1;
+        return SCAN_COMPLETE;
+      }
+    }
+    i++;
+  }
+  r->scanned = i;
+  return SCAN_INCOMPLETE;
+}
+
+static void scan_reset(reader *r) {
+  r->scanned = 0;
+  r->depth = 0;
+  r->in_string = false;
+  r->escaped = false;
+}
+
+/* The JSON parser's message without its own "invalid JSON at byte N: "
+ * (N counts from the start of the event, which would only confuse next
+ * to the file offset we give). */
+static const char *parse_reason(const tether_json_error *err) {
+  static const char prefix[] = "invalid JSON at byte ";
+  if (strncmp(err->message, prefix, sizeof prefix - 1) == 0) {
+    const char *colon = strstr(err->message, ": ");
+    if (colon)
+      return colon + 2;
+  }
+  return err->message;
+}
+
+/* The longest cut inside one token that the parser reports at the token's
+ * start rather than at the end of the input: a literal ("fals"), a \u
+ * escape, a surrogate pair ("\uD83D\uDE0"), a UTF-8 sequence. */
+#define LONGEST_TOKEN_CUT 12
+
+/* True when t[0..n) is the beginning of a JSON text cut short, such as a
+ * crash leaves; false with *err saying where it is not. The parser stops
+ * at the end of the input for most cuts; for a cut inside one of the
+ * tokens above it stops at the token's start, so a few bytes are taken
+ * off and it is asked again. */
+static bool valid_beginning(const char *t, size_t n, tether_json_error *err) {
+  for (size_t k = 0; k <= LONGEST_TOKEN_CUT && k < n; k++) {
+    tether_json_error e;
+    tether_json *v = tether_json_parse(t, n - k, &e);
+    if (v) {
+      /* Complete, yet not found complete by the scanner: cannot happen
+       * for text the two read alike, so it is not a cut. */
+      tether_json_unref(v);
+      return false;
+    }
+    if (k == 0)
+      *err = e;
+    if (e.offset >= n - k)
+      return true;
+    if (n > LONGEST_TOKEN_CUT && e.offset < n - LONGEST_TOKEN_CUT)
+      return false; /* wrong well before the end */
+  }
+  return false;
+}
+
+/* Classifies what is left from r->pos to the end of the file, which holds
+ * no complete JSON text: a torn tail (true) or damage (false, fail
+ * filled). The whole rest is in the buffer. */
+static bool classify_tail(reader *r, tt_fail *fail) {
+  const char *t = r->buf + r->pos;
+  size_t n = r->len - r->pos;
+  while (n > 0 && t[n - 1] == '\0')
+    n--;
+  off_t at = r->base + (off_t)r->pos;
+  if (n == 0)
+    return true; /* only zero bytes: space a crash allocated, never data */
+  if (t[0] != '{') {
+    fail_corrupt(r, fail, at, "%s",
+                 t[0] == '\0' ? "zero bytes followed by more data"
+                              : "expected '{' starting an event");
+    return false;
+  }
+  tether_json_error err;
+  if (!valid_beginning(t, n, &err)) {
+    fail_corrupt(r, fail, at + (off_t)err.offset, "%s", parse_reason(&err));
+    return false;
+  }
+  return true;
+}
+
+/* Checks the shape of one event and gives its index. */
+static const char *check_event(const tether_json *ev, uint64_t *index) {
+  if (!tether_json_is_object(ev))
+    return "an event must be a JSON object";
+  if (!tether_json_get_uint(tether_json_object_get(ev, "index"), index))
+    return "the event has no \"index\" that is a non-negative integer";
+  const tether_json *meta = tether_json_object_get(ev, "meta");
+  if (!tether_json_is_object(meta))
+    return "the event has no \"meta\" object";
+  if (!tether_json_is_string(tether_json_object_get(meta, "time")))
+    return "the event's meta has no \"time\" string";
+  if (!tether_json_is_array(tether_json_object_get(ev, "patch")))
+    return "the event has no \"patch\" array";
+  return NULL;
+}
+
+const char *tt_log_check_state(const tether_json *state) {
+  const char *type =
+      tether_json_string_value(tether_json_object_get(state, "_type"));
+  if (!type || strcmp(type, "nixopsState") != 0)
+    return "the state is not an object with \"_type\": \"nixopsState\"";
+  if (!tether_json_is_object(tether_json_object_get(state, "resources")))
+    return "the state has no \"resources\" object";
+  if (!tether_json_is_object(tether_json_object_get(state, "deployments")))
+    return "the state has no \"deployments\" object";
+  return NULL;
+}
+
+/* Applies one parsed event found at file offset `at`. */
+static bool apply_event(reader *r, tt_log_replay *out, tether_json *ev,
+                        off_t at, tt_fail *fail) {
+  uint64_t index = 0;
+  const char *err = check_event(ev, &index);
+  char why[400];
+  if (!err && out->events == 0 && index != 0)
+    err = "the first event must have index 0";
+  /* NixOps4's writer stamps every appended event with index 0: such an
+   * event takes its position as its index. */
+  if (!err && out->events > 0 && index != 0 && index != out->events) {
+    snprintf(why, sizeof why,
+             "event number %" PRIu64 " has index %" PRIu64
+             " (expected %" PRIu64 " or 0): the history is out of order",
+             out->events, index, out->events);
+    err = why;
+  }
+  if (!err) {
+    tether_json_error perr;
+    if (!tether_json_patch(&out->state, tether_json_object_get(ev, "patch"),
+                           &perr)) {
+      snprintf(why, sizeof why,
+               "event %" PRIu64 " does not apply to the state before it: %s",
+               out->events, perr.message);
+      err = why;
+    }
+  }
+  if (!err && out->events == 0)
+    err = tt_log_check_state(out->state);
+  tether_json_unref(ev);
+  if (err) {
+    fail_corrupt(r, fail, at, "%s", err);
+    return false;
+  }
+  out->index = out->events;
+  out->events++;
+  return true;
+}
+
+/* Reads the rest of the file into the buffer: only for a tail that holds
+ * no complete text, which is small unless the file is damaged. */
+static bool read_to_end(reader *r) {
+  while (!r->eof)
+    if (!refill(r))
+      return false;
+  return true;
+}
+
+/* Finds the end of the event starting at r->pos, refilling as needed.
+ * Returns 1 with *end set, 0 when the file ends first, -1 on a read error
+ * (errno set) or on damage found early (fail filled, errno 0). */
+static int find_text_end(reader *r, size_t *end, tt_fail *fail) {
+  scan_reset(r);
+  /* An unfinished text that keeps growing is checked now and then, so a
+   * file damaged early (a lost quote turns everything after it into one
+   * long string) is reported without buffering the rest of it. */
+  size_t check_at = 4 * CHUNK;
+  while (scan_text(r, end) == SCAN_INCOMPLETE) {
+    if (r->eof)
+      return 0;
+    if (!refill(r))
+      return -1;
+    if (r->len - r->pos >= check_at) {
+      check_at *= 2;
+      tether_json_error err;
+      if (!valid_beginning(r->buf + r->pos, r->len - r->pos, &err)) {
+        fail_corrupt(r, fail, r->base + (off_t)(r->pos + err.offset), "%s",
+                     parse_reason(&err));
+        errno = 0;
+        return -1;
+      }
+    }
+  }
+  return 1;
+}
+
+bool tt_log_replay_fd(int fd, const char *path, uint64_t max_events,
+                      tt_log_replay *out, tt_fail *fail) {
+  reader r = {.fd = fd, .path = path};
+  memset(out, 0, sizeof *out);
+  out->state = tether_json_object();
+  char prev = '\n'; /* the byte before the next text; none counts as '\n' */
+  bool ok = false;
+  for (;;) {
+    /* Skip the whitespace between texts. */
+    for (;;) {
+      while (r.pos < r.len && is_space(r.buf[r.pos]))
+        prev = r.buf[r.pos++];
+      if (r.pos < r.len || r.eof)
+        break;
+      if (!refill(&r))
+        goto read_error;
+    }
+    off_t at = r.base + (off_t)r.pos;
+    if (r.pos == r.len)
+      break; /* the end of the file, after whole events */
+    if (max_events && out->events >= max_events) {
+      ok = true;
+      goto done;
+    }
+    /* The fast path: the event is the rest of its line. */
+    size_t end = 0;
+    tether_json *ev = NULL;
+    const char *nl = memchr(r.buf + r.pos, '\n', r.len - r.pos);
+    if (nl && r.buf[r.pos] == '{') {
+      end = (size_t)(nl - r.buf);
+      ev = tether_json_parse(r.buf + r.pos, end - r.pos, NULL);
+    }
+    if (!ev) {
+      int found = 0;
+      if (r.buf[r.pos] == '{') {
+        found = find_text_end(&r, &end, fail);
+        if (found < 0 && errno == 0)
+          goto done;
+        if (found < 0)
+          goto read_error;
+        at = r.base + (off_t)r.pos;
+      } else if (r.buf[r.pos] != '\0') {
+        char what[48];
+        unsigned char c = (unsigned char)r.buf[r.pos];
+        if (c > 0x20 && c < 0x7f)
+          snprintf(what, sizeof what, "'%c'", c);
+        else
+          snprintf(what, sizeof what, "byte 0x%02X", c);
+        fail_corrupt(&r, fail, at, "expected '{' starting an event, found %s",
+                     what);
+        goto done;
+      }
+      if (!found) {
+        /* Nothing complete before the end of the file: a torn tail, or
+         * damage. */
+        if (!read_to_end(&r))
+          goto read_error;
+        if (!classify_tail(&r, fail))
+          goto done;
+        if (out->events == 0) {
+          fail_corrupt(&r, fail, at, "%s",
+                       "the file has no complete first event");
+          goto done;
+        }
+        fprintf(stderr,
+                "tether-local: warning: state file %s: ignoring an "
+                "incomplete last event at line %" PRIu64
+                ", byte offset %lld (%lld bytes): a write cut short, never "
+                "acknowledged; the next append cuts it off\n",
+                path, line_of(fd, at), (long long)at,
+                (long long)(r.base + (off_t)r.len - at));
+        break; /* r.pos stays at the tail: the next event goes there */
+      }
+      tether_json_error err;
+      ev = tether_json_parse(r.buf + r.pos, end - r.pos, &err);
+      if (!ev) {
+        fail_corrupt(&r, fail, at + (off_t)err.offset, "%s",
+                     parse_reason(&err));
+        goto done;
+      }
+    }
+    if (!apply_event(&r, out, ev, at, fail))
+      goto done;
+    prev = r.buf[end - 1];
+    r.pos = end;
+  }
+  if (out->events == 0) {
+    fail_corrupt(&r, fail, 0, "%s",
+                 "the file is empty: a state file starts with event 0");
+    goto done;
+  }
+  /* The next event goes where the whole events end (with their trailing
+   * whitespace), so a torn tail is cut off by the next append. */
+  out->append_at = r.base + (off_t)r.pos;
+  out->file_size = r.base + (off_t)r.len;
+  out->need_newline = prev != '\n';
+  ok = true;
+  goto done;
+read_error:
+  tt_fail_set(fail, TETHER_ERR_FAILED, NULL, "reading state file %s: %s",
+              path, strerror(errno));
+done:
+  free(r.buf);
+  if (!ok) {
+    tether_json_unref(out->state);
+    out->state = NULL;
+  }
+  return ok;
+}
+
+static void format_meta(tether_buf *out, const char *time, const char *event,
+                        const char *host_version) {
+  tether_buf_append_str(out, "\"meta\":{\"time\":");
+  tether_json_dump_string(time, strlen(time), out);
+  if (event) {
+    tether_buf_append_str(out, ",\"event\":");
+    tether_json_dump_string(event, strlen(event), out);
+  }
+  if (host_version) {
+    tether_buf_append_str(out, ",\"hostVersion\":");
+    tether_json_dump_string(host_version, strlen(host_version), out);
+  }
+  tether_buf_append_char(out, '}');
+}
+
+void tt_log_format_event(tether_buf *out, bool newline_first, uint64_t index,
+                         const char *time, const char *event,
+                         const char *host_version, const tether_json *patch) {
+  if (newline_first)
+    tether_buf_append_char(out, '\n');
+  tether_buf_printf(out, "{\"index\":%" PRIu64 ",", index);
+  format_meta(out, time, event, host_version);
+  tether_buf_append_str(out, ",\"patch\":");
+  tether_json_dump(patch, out);
+  tether_buf_append_str(out, "}\n");
+}
+
+void tt_log_format_initial(tether_buf *out) {
+  char time[32];
+  tt_utc_now(time, sizeof time);
+  tether_buf_append_str(out, "{\"index\":0,");
+  format_meta(out, time, NULL, NULL);
+  tether_buf_append_str(
+      out, ",\"patch\":[{\"op\":\"add\",\"path\":\"\",\"value\":"
+           "{\"_type\":\"nixopsState\",\"resources\":{},\"deployments\":{}}}]}"
+           "\n");
+}

@@ -1,0 +1,393 @@
+/*
+ * test_local_log.c: tether-local's state file reader and writer
+ * (providers/local/state_log.c): NixOps4's layouts, torn tails at every
+ * byte, damage with line and offset, events larger than the read buffer,
+ * and the exact bytes appended.
+ *
+ * The provider's objects are not in the libraries the unit tests link, so
+ * the files under test are compiled in here.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../providers/local/durable.c"
+#include "../../providers/local/fail.c"
+#include "../../providers/local/state_log.c"
+
+#define REF "../shared/reference/nixops4/"
+
+static char *temp_path;
+
+static int make_temp(void **state) {
+  (void)state;
+  char tmpl[] = "/tmp/tether-test-log-XXXXXX";
+  int fd = mkstemp(tmpl);
+  assert_true(fd >= 0);
+  close(fd);
+  temp_path = strdup(tmpl);
+  return 0;
+}
+
+static int remove_temp(void **state) {
+  (void)state;
+  unlink(temp_path);
+  free(temp_path);
+  return 0;
+}
+
+static void write_file(const char *data, size_t len) {
+  FILE *f = fopen(temp_path, "w");
+  assert_non_null(f);
+  assert_int_equal(fwrite(data, 1, len, f), len);
+  assert_int_equal(fclose(f), 0);
+}
+
+static char *read_all(const char *path, size_t *len) {
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  tether_buf b;
+  tether_buf_init(&b);
+  char block[4096];
+  size_t n;
+  while ((n = fread(block, 1, sizeof block, f)) > 0)
+    tether_buf_append(&b, block, n);
+  fclose(f);
+  return tether_buf_steal(&b, len);
+}
+
+/* Replays temp_path; on failure *fail holds why. */
+static bool replay(tt_log_replay *rep, tt_fail *fail) {
+  int fd = open(temp_path, O_RDONLY);
+  assert_true(fd >= 0);
+  bool ok = tt_log_replay_fd(fd, temp_path, 0, rep, fail);
+  close(fd);
+  return ok;
+}
+
+static int64_t data_int(const tt_fail *f, const char *key) {
+  int64_t v = -1;
+  assert_true(tether_json_get_int(tether_json_object_get(f->data, key), &v));
+  return v;
+}
+
+/* The offset of the first `where` in text (NULL: 0). */
+static int64_t offset_of(const char *text, const char *where) {
+  if (!where)
+    return 0;
+  const char *at = strstr(text, where);
+  assert_non_null(at);
+  return at - text;
+}
+
+/* Replays text[0..len), which must be damaged at line `line`, byte
+ * offset `offset`. */
+static void expect_damage(const char *text, size_t len, int64_t line,
+                          int64_t offset) {
+  write_file(text, len);
+  tt_log_replay rep;
+  tt_fail fail = {0};
+  if (replay(&rep, &fail))
+    fail_msg("no damage found in: %s", text);
+  assert_int_equal(fail.code, TETHER_ERR_STATE_CORRUPT);
+  if (data_int(&fail, "line") != line || data_int(&fail, "offset") != offset)
+    fail_msg("damage reported at line %lld offset %lld, want %lld %lld: %s",
+             (long long)data_int(&fail, "line"),
+             (long long)data_int(&fail, "offset"), (long long)line,
+             (long long)offset, fail.message);
+  tether_json_unref(fail.data);
+}
+
+#define DAMAGE(lit, line, where)                                             \
+  expect_damage(lit, sizeof lit - 1, line, offset_of(lit, where))
+
+#define EV0                                                                  \
+  "{\"index\":0,\"meta\":{\"time\":\"t\"},\"patch\":[{\"op\":\"add\","       \
+  "\"path\":\"\",\"value\":{\"_type\":\"nixopsState\",\"resources\":{},"     \
+  "\"deployments\":{}}}]}"
+
+static void reference_file_resolves(void **state) {
+  (void)state;
+  size_t len, rlen;
+  char *text = read_all(REF "state-file.json", &len);
+  char *want_text = read_all(REF "resolved-state.json", &rlen);
+  write_file(text, len);
+  tt_log_replay rep;
+  tt_fail fail = {0};
+  assert_true(replay(&rep, &fail));
+  tether_json *want = tether_json_parse(want_text, rlen, NULL);
+  assert_non_null(want);
+  assert_true(tether_json_equal(rep.state, want));
+  assert_int_equal(rep.index, 1);
+  assert_int_equal(rep.events, 2);
+  /* The file ends with "}" and no newline: the next event needs one. */
+  assert_int_equal(rep.append_at, (off_t)len);
+  assert_true(rep.need_newline);
+  tether_json_unref(want);
+  tether_json_unref(rep.state);
+  free(text);
+  free(want_text);
+}
+
+static void nixops_index_zero_events_take_their_position(void **state) {
+  (void)state;
+  const char *text =
+      EV0 "\n{\"index\":0,\"meta\":{\"time\":\"t\"},\"patch\":[{\"op\":\"add\","
+          "\"path\":\"/resources/a\",\"value\":1}]}\n{\n  \"index\": 0,\n  "
+          "\"meta\": {\"time\": \"t\"},\n  \"patch\": [{\"op\": \"add\", "
+          "\"path\": \"/resources/b\", \"value\": 2}]\n}\n";
+  write_file(text, strlen(text));
+  tt_log_replay rep;
+  tt_fail fail = {0};
+  assert_true(replay(&rep, &fail));
+  assert_int_equal(rep.index, 2);
+  assert_non_null(tether_json_pointer_get(rep.state, "/resources/b", NULL));
+  assert_false(rep.need_newline);
+  tether_json_unref(rep.state);
+}
+
+/* Events with every kind of token a cut can fall inside: escapes, a
+ * surrogate pair, UTF-8, literals, numbers with fractions and exponents. */
+static const char *const tricky_events[] = {
+    EV0,
+    "{\"index\":1,\"meta\":{\"time\":\"t\",\"event\":\"create\"},\"patch\":"
+    "[{\"op\":\"add\",\"path\":\"/resources/a\",\"value\":{\"s\":\"q\\\"b\\\\"
+    "\\u00e9\\ud83d\\ude00 \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\",\"t\":true,"
+    "\"f\":false,\"n\":null,\"x\":-12.5e+3,\"l\":[1,[2,{}],[]]}}]}",
+    "{\"index\":2,\"meta\":{\"time\":\"t\"},\"patch\":[{\"op\":\"replace\","
+    "\"path\":\"/resources/a/t\",\"value\":false}]}",
+};
+
+static void check_every_cut(const char *sep, bool pretty_gap) {
+  tether_buf b;
+  tether_buf_init(&b);
+  size_t ends[3];
+  for (int i = 0; i < 3; i++) {
+    tether_buf_append_str(&b, tricky_events[i]);
+    ends[i] = b.len;
+    tether_buf_append_str(&b, sep);
+    if (pretty_gap)
+      tether_buf_append_str(&b, "  \t\r\n");
+  }
+  for (size_t cut = ends[0]; cut <= b.len; cut++) {
+    write_file(b.data, cut);
+    tt_log_replay rep;
+    tt_fail fail = {0};
+    if (!replay(&rep, &fail))
+      fail_msg("cut at %zu of %zu reads as damage: %s", cut, b.len,
+               fail.message);
+    uint64_t complete = cut >= ends[2] ? 3 : cut >= ends[1] ? 2 : 1;
+    if (rep.events != complete)
+      fail_msg("cut at %zu: %llu events, want %llu", cut,
+               (unsigned long long)rep.events, (unsigned long long)complete);
+    /* The next event goes right after the whole ones (and their
+     * whitespace): never inside, never after torn bytes. */
+    size_t end = ends[complete - 1];
+    if ((size_t)rep.append_at < end || (size_t)rep.append_at > cut)
+      fail_msg("cut at %zu: append at %lld", cut, (long long)rep.append_at);
+    for (size_t i = end; i < (size_t)rep.append_at; i++)
+      assert_true(is_space(b.data[i]));
+    tether_json_unref(rep.state);
+  }
+  tether_buf_free(&b);
+}
+
+static void every_cut_is_a_torn_tail_compact(void **state) {
+  (void)state;
+  check_every_cut("\n", false);
+}
+
+static void every_cut_is_a_torn_tail_spaced(void **state) {
+  (void)state;
+  check_every_cut(" ", true);
+}
+
+static void zero_bytes_after_a_cut_are_a_torn_tail(void **state) {
+  (void)state;
+  tether_buf b;
+  tether_buf_init(&b);
+  tether_buf_append_str(&b, EV0 "\n{\"index\":1,\"meta\":{\"ti");
+  size_t keep = strlen(EV0) + 1;
+  for (int i = 0; i < 100; i++)
+    tether_buf_append_char(&b, '\0');
+  write_file(b.data, b.len);
+  tt_log_replay rep;
+  tt_fail fail = {0};
+  assert_true(replay(&rep, &fail));
+  assert_int_equal(rep.events, 1);
+  assert_int_equal(rep.append_at, (off_t)keep);
+  assert_int_equal(rep.file_size, (off_t)b.len);
+  tether_json_unref(rep.state);
+  tether_buf_free(&b);
+}
+
+static void damage_names_line_and_offset(void **state) {
+  (void)state;
+  /* A missing closing brace: found where the next event starts. */
+  DAMAGE(EV0 "\n{\"index\":1,\"meta\":{\"time\":\"t\"},\"patch\":[]\n"
+             "{\"index\":2,\"meta\":{\"time\":\"t\"},\"patch\":[]}\n",
+         3, "{\"index\":2");
+  /* Garbage between events. */
+  DAMAGE(EV0 "\nhello\n", 2, "hello");
+  /* An index out of order. */
+  DAMAGE(EV0 "\n{\"index\":5,\"meta\":{\"time\":\"t\"},\"patch\":[]}\n", 2,
+         "{\"index\":5");
+  /* A first event that is not event 0. */
+  DAMAGE("{\"index\":1,\"meta\":{\"time\":\"t\"},\"patch\":[]}\n", 1, NULL);
+  /* A patch that does not apply. */
+  DAMAGE(EV0 "\n{\"index\":1,\"meta\":{\"time\":\"t\"},\"patch\":[{"
+             "\"op\":\"remove\",\"path\":\"/nothing\"}]}\n",
+         2, "{\"index\":1");
+  /* An event without meta. */
+  DAMAGE(EV0 "\n{\"index\":1,\"patch\":[]}\n", 2, "{\"index\":1");
+  /* A lost quote makes the rest one long string to a bracket counter:
+   * still damage, where the parser first stumbles. */
+  DAMAGE(EV0 "\n{\"index\":1,\"meta\":{\"time\":\"t},\"patch\":[]}\n"
+             "{\"index\":2,\"meta\":{\"time\":\"t\"},\"patch\":[]}\n",
+         2, "patch\":[]}\n{\"index\":2");
+  /* Empty, or only whitespace. */
+  DAMAGE("", 1, NULL);
+  DAMAGE(" \n\n", 1, NULL);
+  /* Only a torn first event: no state at all. */
+  DAMAGE("{\"index\":0,\"me", 1, NULL);
+  /* Zero bytes in the middle. */
+  static const char zeros[] = EV0 "\n\0\0{\"index\":1}";
+  expect_damage(zeros, sizeof zeros - 1, 2, (int64_t)strlen(EV0) + 1);
+}
+
+static void events_larger_than_the_buffer(void **state) {
+  (void)state;
+  tether_buf b;
+  tether_buf_init(&b);
+  tether_buf_append_str(&b, EV0 "\n");
+  for (int e = 1; e <= 3; e++) {
+    tether_buf_printf(&b,
+                      "{\"index\":%d,\"meta\":{\"time\":\"t\"},\"patch\":[{"
+                      "\"op\":\"add\",\"path\":\"/resources/big%d\",\"value\":\"",
+                      e, e);
+    for (int i = 0; i < 3 * (int)CHUNK; i++)
+      tether_buf_append_char(&b, (char)('a' + i % 26));
+    tether_buf_append_str(&b, "\"}]}\n");
+  }
+  write_file(b.data, b.len);
+  tt_log_replay rep;
+  tt_fail fail = {0};
+  assert_true(replay(&rep, &fail));
+  assert_int_equal(rep.index, 3);
+  assert_int_equal(rep.append_at, (off_t)b.len);
+  assert_int_equal(tether_json_string_length(tether_json_pointer_get(
+                       rep.state, "/resources/big3", NULL)),
+                   3 * CHUNK);
+  tether_json_unref(rep.state);
+  /* Cut in the middle of the last one: torn, not damage. */
+  write_file(b.data, b.len - CHUNK);
+  assert_true(replay(&rep, &fail));
+  assert_int_equal(rep.index, 2);
+  tether_json_unref(rep.state);
+  tether_buf_free(&b);
+}
+
+static void early_damage_is_found_without_reading_everything(void **state) {
+  (void)state;
+  /* A lost quote in event 1, followed by 12 MiB of events: found at the
+   * damage, not taken for a torn tail. */
+  tether_buf b;
+  tether_buf_init(&b);
+  tether_buf_append_str(&b, EV0 "\n{\"index\":1,\"meta\":{\"time\":\"t},"
+                                "\"patch\":[]}\n");
+  size_t damage = strlen(EV0) + 1 + 30;
+  for (int e = 2; b.len < 12 * CHUNK; e++)
+    tether_buf_printf(&b,
+                      "{\"index\":%d,\"meta\":{\"time\":\"t\"},\"patch\":[{"
+                      "\"op\":\"add\",\"path\":\"/resources/r%d\",\"value\":"
+                      "[1,2,3,\"some text to fill the file with\"]}]}\n",
+                      e, e);
+  write_file(b.data, b.len);
+  tt_log_replay rep;
+  tt_fail fail = {0};
+  assert_false(replay(&rep, &fail));
+  assert_int_equal(fail.code, TETHER_ERR_STATE_CORRUPT);
+  assert_int_equal(data_int(&fail, "line"), 3);
+  assert_true(data_int(&fail, "offset") > (int64_t)damage);
+  tether_json_unref(fail.data);
+  tether_buf_free(&b);
+}
+
+static void validation_reads_the_first_event_only(void **state) {
+  (void)state;
+  const char *text = EV0 "\nthis is damage\n";
+  write_file(text, strlen(text));
+  int fd = open(temp_path, O_RDONLY);
+  tt_log_replay rep;
+  tt_fail fail = {0};
+  assert_true(tt_log_replay_fd(fd, temp_path, 1, &rep, &fail));
+  assert_int_equal(rep.events, 1);
+  tether_json_unref(rep.state);
+  close(fd);
+}
+
+static void appended_events_are_compact_lines(void **state) {
+  (void)state;
+  const char *ptext = "[ {\"op\": \"add\", \"path\": \"/resources/a\", "
+                      "\"value\": {\"x\": \"line\\nbreak\"}} ]";
+  tether_json *patch = tether_json_parse(ptext, strlen(ptext), NULL);
+  assert_non_null(patch);
+  tether_buf b;
+  tether_buf_init(&b);
+  tt_log_format_event(&b, true, 7, "2026-11-21T04:00:00.000Z", "create",
+                      "0.1.0", patch);
+  assert_string_equal(
+      b.data, "\n{\"index\":7,\"meta\":{\"time\":\"2026-11-21T04:00:00.000Z\","
+              "\"event\":\"create\",\"hostVersion\":\"0.1.0\"},\"patch\":[{"
+              "\"op\":\"add\",\"path\":\"/resources/a\",\"value\":{\"x\":"
+              "\"line\\nbreak\"}}]}\n");
+  tether_buf_free(&b);
+  tether_buf_init(&b);
+  tt_log_format_initial(&b);
+  /* Written, it replays to the empty state at index 0. */
+  write_file(b.data, b.len);
+  tt_log_replay rep;
+  tt_fail fail = {0};
+  assert_true(replay(&rep, &fail));
+  assert_int_equal(rep.index, 0);
+  assert_null(tt_log_check_state(rep.state));
+  assert_int_equal(strchr(b.data, '\n') - b.data, (long)b.len - 1);
+  tether_json_unref(rep.state);
+  tether_json_unref(patch);
+  tether_buf_free(&b);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(reference_file_resolves, make_temp,
+                                      remove_temp),
+      cmocka_unit_test_setup_teardown(
+          nixops_index_zero_events_take_their_position, make_temp,
+          remove_temp),
+      cmocka_unit_test_setup_teardown(every_cut_is_a_torn_tail_compact,
+                                      make_temp, remove_temp),
+      cmocka_unit_test_setup_teardown(every_cut_is_a_torn_tail_spaced,
+                                      make_temp, remove_temp),
+      cmocka_unit_test_setup_teardown(zero_bytes_after_a_cut_are_a_torn_tail,
+                                      make_temp, remove_temp),
+      cmocka_unit_test_setup_teardown(damage_names_line_and_offset,
+                                      make_temp, remove_temp),
+      cmocka_unit_test_setup_teardown(events_larger_than_the_buffer,
+                                      make_temp, remove_temp),
+      cmocka_unit_test_setup_teardown(
+          early_damage_is_found_without_reading_everything, make_temp,
+          remove_temp),
+      cmocka_unit_test_setup_teardown(validation_reads_the_first_event_only,
+                                      make_temp, remove_temp),
+      cmocka_unit_test_setup_teardown(appended_events_are_compact_lines,
+                                      make_temp, remove_temp),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
