@@ -6,8 +6,8 @@
 #   make bench      benchmarks, side by side with their peers
 #   make install PREFIX=/usr/local
 #
-# Missing Debian packages are installed by scripts/deps.sh (as root), or it
-# stops with the exact command to run.
+# Missing Debian packages are installed with apt-get when run as root;
+# otherwise make stops with the exact command to run.
 
 PREFIX  ?= /usr/local
 BUILD   ?= build
@@ -55,11 +55,37 @@ UNITS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HELPERS := $(HELPER_SRC:tests/helpers/%.c=$(BUILD)/tests/%)
 BENCHES := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test unit unit-san e2e demo bench install clean
+.PHONY: all deps deps-bench test unit unit-san e2e demo bench install clean
 all: $(BINS) $(LIB_PROVIDER) $(HELPERS)
 
+# Debian packages each target needs. A working `node` counts for nodejs,
+# which may come from elsewhere.
+DEPS_BUILD := build-essential pkg-config libuv1-dev libjsmn-dev libcmocka-dev
+DEPS_BENCH := $(DEPS_BUILD) nodejs npm
+
 deps:
-	@sh scripts/deps.sh build
+	@$(call install_deps,$(DEPS_BUILD))
+deps-bench:
+	@$(call install_deps,$(DEPS_BENCH))
+
+define install_deps
+missing=""; \
+for p in $(1); do \
+  case $$p in nodejs|npm) command -v $${p%js} >/dev/null 2>&1 && continue;; esac; \
+  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+done; \
+if [ -n "$$missing" ]; then \
+  echo "tether: missing Debian packages:$$missing" >&2; \
+  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+    export DEBIAN_FRONTEND=noninteractive; apt-get update -qq >&2; \
+    apt-get install -y -qq --no-install-recommends $$missing >&2 || \
+      { echo "tether: apt-get install failed" >&2; exit 1; }; \
+  else \
+    echo "tether: run this, then try again:" >&2; \
+    echo "  sudo apt-get install -y$$missing" >&2; exit 1; \
+  fi; \
+fi
+endef
 
 $(OBJ)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -109,7 +135,7 @@ test: deps
 demo: deps all
 	@sh examples/quickstart/demo.sh
 
-bench: deps all $(BENCHES)
+bench: deps-bench all $(BENCHES)
 	@sh tests/bench/run.sh
 
 install: all
@@ -119,7 +145,7 @@ install: all
 	install -m 644 $(LIB_PROVIDER) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/tether/*.h $(DESTDIR)$(PREFIX)/include/tether/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
-	    scripts/tether-provider.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tether-provider.pc
+	    providers/lib/tether-provider.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tether-provider.pc
 
 clean:
 	rm -rf build

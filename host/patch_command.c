@@ -39,9 +39,9 @@ static tether_json *load_json(const char *path) {
   }
   tether_json_error err;
   tether_json *v = tether_json_parse(text.data ? text.data : "", text.len, &err);
+  /* The parser's message names the byte offset itself. */
   if (!v)
-    fprintf(stderr, "tether patch: %s: invalid JSON at byte %zu: %s\n", path,
-            err.offset, err.message);
+    fprintf(stderr, "tether patch: %s: %s\n", path, err.message);
   tether_buf_free(&text);
   return v;
 }
@@ -76,8 +76,10 @@ int tt_patch_main(int argc, char **argv) {
   tether_json_error err;
   int status = 0;
   if (!tether_json_patch(&doc, patch, &err)) {
-    if (err.op >= 0)
-      fprintf(stderr, "tether patch: %s: operation %ld failed: %s\n", argv[2],
+    /* The message names the failing operation ("patch operation 2 (...)");
+     * say it here only when it does not. */
+    if (err.op >= 0 && !strstr(err.message, "operation"))
+      fprintf(stderr, "tether patch: %s: operation %ld: %s\n", argv[2],
               err.op, err.message);
     else
       fprintf(stderr, "tether patch: %s: %s\n", argv[2], err.message);

@@ -39,6 +39,7 @@
 #define TAIL_LINE_MAX 500   /* bytes of a line kept for reports */
 #define QUOTE_MAX 200       /* bytes of offending output quoted */
 #define MAX_CONCURRENCY (1u << 20)
+#define REQUEST_BUF_KEEP (64u * 1024u) /* bytes a pooled request keeps */
 
 extern char **environ;
 
@@ -378,6 +379,10 @@ static struct request *request_new(tt_provider *p) {
 }
 
 static void request_recycle(tt_provider *p, struct request *r) {
+  /* A spare struct keeps its buffer for the next request, but not one a
+   * huge request left behind. */
+  if (r->out.cap > REQUEST_BUF_KEEP)
+    tether_buf_free(&r->out);
   r->state = REQ_IDLE;
   r->cb = NULL;
   r->user = NULL;
@@ -428,6 +433,7 @@ static void deliver(tt_provider *p, struct request *r, tt_reply *rep) {
   rep->provider = p->name;
   rep->method = r->method;
   rep->what = r->what;
+  rep->sent = r->sent_ns != 0;
   rep->latency_ns = r->sent_ns ? tt_now_ns() - r->sent_ns : 0;
   tt_reply_cb *cb = r->cb;
   void *user = r->user;
@@ -750,7 +756,7 @@ static void time_out(tt_provider *p, struct request *r) {
   tt_reply rep = {.kind = TT_REPLY_FAILED, .code = TETHER_ERR_FAILED,
                   .message = msg, .data = data, .id = r->id,
                   .provider = p->name, .method = r->method, .what = r->what,
-                  .latency_ns = tt_now_ns() - r->sent_ns};
+                  .sent = true, .latency_ns = tt_now_ns() - r->sent_ns};
   tt_reply_cb *cb = r->cb;
   void *user = r->user;
   r->cb = NULL;
@@ -1503,6 +1509,9 @@ static void fail_list(tt_provider *p, struct request_list *l,
       tether_buf_printf(&msg, paren ? "%s (before %s was sent)"
                                     : "%s before %s was sent",
                         reason, r->what);
+    if (sent && p->cut_short)
+      tether_buf_printf(&msg, "; its last output was cut short: %s",
+                        p->cut_short);
     tt_reply rep = {.kind = TT_REPLY_FAILED, .code = TETHER_ERR_FAILED,
                     .message = msg.data, .data = data};
     deliver(p, r, &rep);
@@ -1527,14 +1536,7 @@ static char *death_reason(tt_provider *p, bool *paren) {
                 (p->term_signal == SIGTERM || p->term_signal == SIGKILL));
   if (p->stop_requested && clean)
     return format("provider '%s' was stopped", p->name);
-  char *r = format("provider '%s' %s", p->name, p->exit_desc);
-  if (p->cut_short) {
-    char *longer = format("%s; its last output was cut short: %s", r,
-                          p->cut_short);
-    free(r);
-    r = longer;
-  }
-  return r;
+  return format("provider '%s' %s", p->name, p->exit_desc);
 }
 
 static void on_handle_closed(uv_handle_t *h);

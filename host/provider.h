@@ -109,6 +109,10 @@ typedef struct tt_reply {
    * {"provider": name, "stderr": [recent lines], "exitStatus"?: n,
    * "signal"?: "SIGKILL"}. */
   const tether_json *data;
+  /* Whether the request reached the provider. A FAILED reply with sent
+   * false was never seen by it (safe to retry elsewhere); with sent true
+   * the provider may have done part or all of the work. */
+  bool sent;
   unsigned long long latency_ns; /* request sent to answer; 0 if never sent */
 } tt_reply;
 

@@ -58,8 +58,7 @@ size_t tt_frame_reader_pending(const tt_frame_reader *r, const char **data) {
   return r->buf.len - r->start;
 }
 
-void tt_frame_quote(tether_buf *out, const char *data, size_t len,
-                    size_t max) {
+void tt_frame_quote(tether_buf *out, const char *data, size_t len, size_t max) {
   tether_buf_append_char(out, '"');
   size_t n = len < max ? len : max;
   for (size_t i = 0; i < n; i++) {
@@ -93,8 +92,7 @@ void tt_frame_quote(tether_buf *out, const char *data, size_t len,
 }
 
 static tt_frame_status fail(tt_frame_reader *r, tt_frame_status status,
-                            const char *what, const char *bytes,
-                            size_t len) {
+                            const char *what, const char *bytes, size_t len) {
   tether_buf msg;
   tether_buf_init(&msg);
   tether_buf_append_str(&msg, what);
@@ -140,8 +138,8 @@ static bool detect(tt_frame_reader *r) {
     }
     return false;
   }
-  r->framing = (i > 0 && p[i] == ':') ? TT_FRAMING_CONTENT_LENGTH
-                                      : TT_FRAMING_NDJSON;
+  r->framing =
+      (i > 0 && p[i] == ':') ? TT_FRAMING_CONTENT_LENGTH : TT_FRAMING_NDJSON;
   return true;
 }
 
@@ -210,8 +208,8 @@ static bool name_is(const char *p, size_t n, const char *name) {
 
 /* Parses the value of a Content-Length header: decimal digits with
  * optional blanks around them. */
-static tt_frame_status parse_length(tt_frame_reader *r, const char *v,
-                                    size_t n, size_t *out) {
+static tt_frame_status parse_length(tt_frame_reader *r, const char *v, size_t n,
+                                    size_t *out) {
   size_t i = 0, value = 0;
   while (i < n && (v[i] == ' ' || v[i] == '\t'))
     i++;
@@ -229,8 +227,7 @@ static tt_frame_status parse_length(tt_frame_reader *r, const char *v,
   while (i < n && (v[i] == ' ' || v[i] == '\t'))
     i++;
   if (digits == 0 || i != n)
-    return fail(r, TT_FRAME_BAD_HEADER, "Content-Length is not a number", v,
-                n);
+    return fail(r, TT_FRAME_BAD_HEADER, "Content-Length is not a number", v, n);
   if (over || value > r->max_size) {
     char what[120];
     snprintf(what, sizeof what,
@@ -269,8 +266,8 @@ static tt_frame_status read_header(tt_frame_reader *r) {
     if (n == 0) {
       if (!have_length)
         return fail(r, TT_FRAME_BAD_HEADER,
-                    "content-length header block without Content-Length",
-                    base, pos);
+                    "content-length header block without Content-Length", base,
+                    pos);
       r->start += pos;
       r->body_len = length;
       r->in_body = true;
@@ -296,8 +293,8 @@ static tt_frame_status read_header(tt_frame_reader *r) {
   }
 }
 
-static tt_frame_status next_content_length(tt_frame_reader *r,
-                                           const char **msg, size_t *len) {
+static tt_frame_status next_content_length(tt_frame_reader *r, const char **msg,
+                                           size_t *len) {
   if (!r->in_body) {
     tt_frame_status st = read_header(r);
     if (st != TT_FRAME_MESSAGE)

@@ -54,14 +54,14 @@ typedef enum tt_frame_status {
 typedef struct tt_frame_reader {
   tt_framing framing; /* TT_FRAMING_DETECT until the first message decides */
   size_t max_size;
-  tether_buf buf;     /* bytes fed; buf.data[start..len) are unconsumed */
-  size_t start;       /* offset of the first unconsumed byte in buf */
-  size_t scanned;     /* ndjson: bytes after start already searched */
-  size_t body_len;    /* content-length: length of the pending body */
-  bool in_body;       /* content-length: header parsed, waiting for body */
-  bool failed;        /* a fatal error was reported; next repeats it */
+  tether_buf buf;  /* bytes fed; buf.data[start..len) are unconsumed */
+  size_t start;    /* offset of the first unconsumed byte in buf */
+  size_t scanned;  /* ndjson: bytes after start already searched */
+  size_t body_len; /* content-length: length of the pending body */
+  bool in_body;    /* content-length: header parsed, waiting for body */
+  bool failed;     /* a fatal error was reported; next repeats it */
   tt_frame_status failure;
-  char error[200];    /* what went wrong, for TOO_LARGE and BAD_HEADER */
+  char error[200]; /* what went wrong, for TOO_LARGE and BAD_HEADER */
 } tt_frame_reader;
 
 /* max_size 0 means TT_FRAME_DEFAULT_MAX. */
@@ -84,13 +84,11 @@ size_t tt_frame_reader_pending(const tt_frame_reader *r, const char **data);
 /* Appends msg framed as f to out (DETECT, a writer that never learned the
  * peer's framing, writes the default, ndjson). msg must not contain a
  * newline for ndjson; compact JSON never does. */
-void tt_frame_write(tt_framing f, tether_buf *out, const char *msg,
-                    size_t len);
+void tt_frame_write(tt_framing f, tether_buf *out, const char *msg, size_t len);
 
 /* Appends a printable rendering of at most max bytes of data to out, in
  * double quotes, with C-style escapes for anything unprintable and "..."
  * when cut short: how error messages quote what a peer sent. */
-void tt_frame_quote(tether_buf *out, const char *data, size_t len,
-                    size_t max);
+void tt_frame_quote(tether_buf *out, const char *data, size_t len, size_t max);
 
 #endif /* TETHER_PROTOCOL_FRAMING_H */

@@ -16,9 +16,10 @@
  * A raw node is materialized, one level at a time, the first time anything
  * looks inside it: its direct members become nodes, nested containers among
  * them become raw nodes on the same text. Materialization happens inside
- * the getters, under a process-wide lock, and is published with a release
- * store, so it is invisible to callers and safe for values that several
- * threads read. The kind of a raw node is known without materializing it,
+ * the getters: the thread that claims the node (a compare-and-swap on its
+ * raw field) builds the members and publishes them with a release store,
+ * so it is invisible to callers and safe for values that several threads
+ * read. The kind of a raw node is known without materializing it,
  * and a raw node serializes by copying its text.
  *
  * A raw node keeps its whole text alive. So that a small value taken out of
@@ -107,7 +108,7 @@ typedef struct tt_json_array {
 typedef struct tt_member {
   uint32_t key_off;
   uint32_t key_len;
-  uint32_t hash;
+  uint32_t hash; /* of the key; computed only once the object has an index */
   tether_json *value;
 } tt_member;
 
@@ -138,11 +139,17 @@ tether_json *tt_json_new_string_raw(const char *s, size_t len);
 /* A string node whose bytes the caller fills in (len bytes, NUL added). */
 tt_json_string *tt_json_alloc_string(size_t len);
 tt_json_number *tt_json_alloc_number(size_t len);
-/* A new raw container of kind `kind` on token `tok` of text t; takes a
- * reference to t. */
+/* A new raw container of kind `kind` on token `tok` of text t. It takes
+ * over one reference to t that the caller holds (reference counts of texts
+ * are atomic, so callers that create many nodes on one text account for
+ * them with a single update). */
 tether_json *tt_json_new_raw(tether_json_kind kind, tt_json_text *t,
                              uint32_t tok);
 void tt_json_text_unref(tt_json_text *t);
+/* A new text holding a copy of s[0..len), with room for ntok tokens
+ * (toks NULL when ntok is 0); one reference. */
+tt_json_text *tt_json_text_new(const char *s, size_t len, uint32_t ntok,
+                               bool dups);
 void tt_json_text_ref(tt_json_text *t);
 
 /* Materializes a raw container (no-op otherwise). Safe on a value other
@@ -166,6 +173,9 @@ static inline const tt_json_object *tt_obj(const tether_json *v) {
   return (const tt_json_object *)v;
 }
 
+/* The text and token of a raw container, or NULL once it is
+ * materialized. */
+tt_json_text *tt_json_raw_of(const tether_json *v, uint32_t *tok);
 /* The compact text of a raw container: false when v is not raw. */
 bool tt_json_raw_text(const tether_json *v, const char **s, size_t *len);
 
@@ -181,11 +191,14 @@ tether_json *tt_json_unshare(tether_json *v);
 
 uint32_t tt_json_hash(const char *key, size_t len);
 /* Index of the live member named key, or -1. */
-long tt_json_object_find(const tt_json_object *o, const char *key, size_t len,
-                         uint32_t hash);
+long tt_json_object_find(const tt_json_object *o, const char *key,
+                         size_t len);
 /* Appends a member that does not exist yet; takes the reference to value. */
 void tt_json_object_append(tt_json_object *o, const char *key, size_t len,
-                           uint32_t hash, tether_json *value);
+                           tether_json *value);
+/* Makes room for n more members and key_bytes more key bytes (NULs
+ * included). */
+void tt_json_object_reserve(tt_json_object *o, size_t n, size_t key_bytes);
 /* Turns member i into a tombstone and returns its value (the reference
  * passes to the caller). Compacts the object when tombstones pile up and
  * compact is true. */
@@ -207,9 +220,17 @@ tether_json *tt_json_array_take_at(tt_json_array *a, size_t i);
 
 /* ---- json_parse.c ---- */
 
-/* Builds the direct members of raw container v (called by tt_json_force
- * with the materialization lock held). */
-void tt_json_materialize_locked(tether_json *v, tt_json_text *t, uint32_t tok);
+/* The value at token j of t, ready to be stored anywhere: a scalar, or a
+ * raw container with a text of its own (see tt_json_adopt). */
+tether_json *tt_json_build_detached(tt_json_text *t, uint32_t j);
+/* Unescapes the contents s[0..len) of a validated string literal into out
+ * (room for len bytes); returns the length. */
+size_t tt_json_unescape(const char *s, size_t len, char *out);
+
+/* Builds the direct members of raw container v from token tok of t
+ * (called by tt_json_force, which has claimed v). Returns how many of
+ * them are raw containers on t, whose references to t the caller adds. */
+size_t tt_json_materialize(tether_json *v, tt_json_text *t, uint32_t tok);
 
 /* ---- json_dump.c ---- */
 
@@ -236,6 +257,22 @@ size_t tt_utf8_decode(const unsigned char *s, size_t len, uint32_t *cp,
  * number of bytes written. */
 size_t tt_utf8_encode(uint32_t cp, char *out);
 
+/* ---- Scratch buffers ---- */
+
+/* A byte buffer that starts in its own small array, for the short-lived
+ * strings of one call (pointer tokens, paths): most never need the heap.
+ * It must not be copied or moved once in use. */
+typedef struct tt_sbuf {
+  char *data;
+  size_t len, cap;
+  char small[112];
+} tt_sbuf;
+
+void tt_sbuf_init(tt_sbuf *b);
+void tt_sbuf_reserve(tt_sbuf *b, size_t n); /* room for n bytes and a NUL */
+void tt_sbuf_set(tt_sbuf *b, const char *s, size_t n); /* NUL-terminated */
+void tt_sbuf_free(tt_sbuf *b);
+
 /* ---- json_pointer.c ---- */
 
 /* Reads the reference token that starts at ptr[*pos] (a '/') and moves
@@ -243,7 +280,7 @@ size_t tt_utf8_encode(uint32_t cp, char *out);
  * point into ptr or, when it had escapes, into scratch. Returns false for
  * a '~' not followed by '0' or '1', with *pos at the '~'. */
 bool tt_pointer_next(const char *ptr, size_t len, size_t *pos,
-                     tether_buf *scratch, const char **tok, size_t *toklen);
+                     tt_sbuf *scratch, const char **tok, size_t *toklen);
 /* An array index token: decimal digits without leading zeros. */
 bool tt_pointer_index(const char *tok, size_t len, size_t *out);
 /* A token for a message: quoted, control characters escaped, long ones

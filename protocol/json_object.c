@@ -68,8 +68,15 @@ static void index_drop(tt_json_object *o, size_t i) {
   o->deleted_slots++;
 }
 
-/* Rebuilds the index for the live members, sized for `room` more. */
+/* Rebuilds the index for the live members, sized for `room` more. Member
+ * hashes are computed when the index is first built: small objects never
+ * need them. */
 static void index_rebuild(tt_json_object *o, size_t room) {
+  if (!o->nslots)
+    for (size_t i = 0; i < o->used; i++)
+      if (o->members[i].value)
+        o->members[i].hash = tt_json_hash(tt_member_key(o, &o->members[i]),
+                                          o->members[i].key_len);
   size_t want = (o->live + room) * 2;
   size_t n = 16;
   while (n < want)
@@ -99,9 +106,10 @@ static void index_reserve(tt_json_object *o) {
 
 /* ---- Members ---- */
 
-long tt_json_object_find(const tt_json_object *o, const char *key, size_t len,
-                         uint32_t hash) {
+long tt_json_object_find(const tt_json_object *o, const char *key,
+                         size_t len) {
   if (o->nslots) {
+    uint32_t hash = tt_json_hash(key, len);
     size_t mask = o->nslots - 1;
     for (size_t p = hash & mask;; p = (p + 1) & mask) {
       uint32_t s = o->slots[p];
@@ -117,15 +125,26 @@ long tt_json_object_find(const tt_json_object *o, const char *key, size_t len,
   }
   for (size_t i = 0; i < o->used; i++) {
     const tt_member *m = &o->members[i];
-    if (m->value && m->hash == hash && m->key_len == len &&
+    if (m->value && m->key_len == len &&
         memcmp(o->keys + m->key_off, key, len) == 0)
       return (long)i;
   }
   return -1;
 }
 
+void tt_json_object_reserve(tt_json_object *o, size_t n, size_t key_bytes) {
+  if (o->used + n > o->cap) {
+    o->cap = o->used + n;
+    o->members = tt_realloc(o->members, o->cap * sizeof *o->members);
+  }
+  if (o->keys_len + key_bytes > o->keys_cap) {
+    o->keys_cap = o->keys_len + key_bytes;
+    o->keys = tt_realloc(o->keys, o->keys_cap);
+  }
+}
+
 void tt_json_object_append(tt_json_object *o, const char *key, size_t len,
-                           uint32_t hash, tether_json *value) {
+                           tether_json *value) {
   if (len > UINT32_MAX - 1 || o->keys_len > UINT32_MAX - 1 - len ||
       o->used >= UINT32_MAX - 1)
     tt_oom(); /* beyond what the 32-bit offsets address */
@@ -143,7 +162,7 @@ void tt_json_object_append(tt_json_object *o, const char *key, size_t len,
   tt_member *m = &o->members[o->used];
   m->key_off = (uint32_t)o->keys_len;
   m->key_len = (uint32_t)len;
-  m->hash = hash;
+  m->hash = 0;
   m->value = value;
   if (len)
     memcpy(o->keys + o->keys_len, key, len);
@@ -152,8 +171,11 @@ void tt_json_object_append(tt_json_object *o, const char *key, size_t len,
   index_reserve(o);
   o->used++;
   o->live++;
-  if (o->nslots)
+  if (o->nslots) {
+    m = &o->members[o->used - 1];
+    m->hash = tt_json_hash(key, len);
     index_put(o, o->used - 1);
+  }
 }
 
 void tt_json_object_maybe_compact(tt_json_object *o) {
@@ -232,7 +254,7 @@ tether_json *tether_json_object_getn(const tether_json *obj, const char *key,
   if (!tether_json_is_object(obj))
     return NULL;
   const tt_json_object *o = tt_obj(obj);
-  long i = tt_json_object_find(o, key, keylen, tt_json_hash(key, keylen));
+  long i = tt_json_object_find(o, key, keylen);
   return i < 0 ? NULL : o->members[i].value;
 }
 
@@ -248,14 +270,13 @@ tether_json *tether_json_object_setn(tether_json *obj, const char *key,
     v = tether_json_null();
   v = tt_json_adopt(v);
   tt_json_object *o = (tt_json_object *)tt_json_unshare(obj);
-  uint32_t h = tt_json_hash(key, keylen);
-  long i = tt_json_object_find(o, key, keylen, h);
+  long i = tt_json_object_find(o, key, keylen);
   if (i >= 0) {
     tether_json *old = o->members[i].value;
     o->members[i].value = v;
     tether_json_unref(old);
   } else {
-    tt_json_object_append(o, key, keylen, h, v);
+    tt_json_object_append(o, key, keylen, v);
   }
   return &o->head;
 }
@@ -269,11 +290,10 @@ tether_json *tether_json_object_removen(tether_json *obj, const char *key,
                                         size_t keylen) {
   if (!tether_json_is_object(obj))
     misuse("tether_json_object_remove", obj);
-  uint32_t h = tt_json_hash(key, keylen);
-  if (tt_json_object_find(tt_obj(obj), key, keylen, h) < 0)
+  if (tt_json_object_find(tt_obj(obj), key, keylen) < 0)
     return obj; /* nothing to remove: no need to copy a shared object */
   tt_json_object *o = (tt_json_object *)tt_json_unshare(obj);
-  long i = tt_json_object_find(o, key, keylen, h);
+  long i = tt_json_object_find(o, key, keylen);
   tether_json_unref(tt_json_object_take(o, (size_t)i, true));
   return &o->head;
 }

@@ -698,35 +698,6 @@ static void run_jsmn(const char *s, size_t len, jsmntok_t *stack_toks,
   r->ntok = p.toknext;
 }
 
-/* Tokenizes a text that is known to be valid and compact (a detached
- * value's) for materialization. */
-static void tokenize_valid(tt_json_text *t) {
-  jsmntok_t stack_toks[STACK_TOKENS];
-  jsmn_run r;
-  run_jsmn(t->text, t->len, stack_toks, &r);
-  tt_tok *out = r.heap ? (tt_tok *)(void *)r.toks
-                       : tt_malloc((r.ntok ? r.ntok : 1) * sizeof *out);
-  tether_json_error err;
-  walker w = {.s = t->text,
-              .len = t->len,
-              .jt = r.toks,
-              .njt = r.ntok,
-              .jsmn_ok = r.rc >= 0,
-              .follow = true,
-              .out = out,
-              .err = &err};
-  if (!walk(&w) || w.ti != r.ntok) {
-    fprintf(stderr, "tether: internal error: a stored JSON text no longer "
-                    "parses\n");
-    abort();
-  }
-  free(w.suspects);
-  if (r.heap)
-    out = tt_realloc(out, (r.ntok ? r.ntok : 1) * sizeof *out);
-  t->toks = out;
-  t->ntok = r.ntok;
-  t->own_toks = true;
-}
 
 /* ---- Building values ---- */
 
@@ -807,48 +778,189 @@ static tether_json *build_scalar(const char *p, size_t len) {
   }
 }
 
-static tether_json *build_value(tt_json_text *t, uint32_t j) {
+/* The value at token j of t. A container becomes a raw node on t that
+ * takes over a reference the caller accounts for; *raw counts them. */
+static tether_json *build_value(tt_json_text *t, uint32_t j, size_t *raw) {
   const tt_tok *k = &t->toks[j];
   const char *p = t->text + k->start;
-  if (*p == '{')
-    return tt_json_new_raw(TETHER_JSON_OBJECT, t, j);
-  if (*p == '[')
-    return tt_json_new_raw(TETHER_JSON_ARRAY, t, j);
+  if (*p == '{' || *p == '[') {
+    (*raw)++;
+    return tt_json_new_raw(*p == '{' ? TETHER_JSON_OBJECT : TETHER_JSON_ARRAY,
+                           t, j);
+  }
   return build_scalar(p, k->end - k->start);
 }
 
-void tt_json_materialize_locked(tether_json *v, tt_json_text *t,
-                                uint32_t tok) {
-  if (!t->toks)
-    tokenize_valid(t);
+tether_json *tt_json_build_detached(tt_json_text *t, uint32_t j) {
+  const tt_tok *k = &t->toks[j];
+  const char *p = t->text + k->start;
+  if (*p != '{' && *p != '[')
+    return build_scalar(p, k->end - k->start);
+  tether_json_kind kind =
+      *p == '{' ? TETHER_JSON_OBJECT : TETHER_JSON_ARRAY;
+  if (j == 0 || k->next - j > 64) {
+    /* Large: tt_json_adopt decides whether it keeps its tokens. */
+    tt_json_text_ref(t);
+    return tt_json_adopt(tt_json_new_raw(kind, t, j));
+  }
+  return tt_json_new_raw(
+      kind, tt_json_text_new(p, k->end - k->start, 0, t->dups), 0);
+}
+
+size_t tt_json_unescape(const char *s, size_t len, char *out) {
+  return unescape(s, len, out);
+}
+
+/* ---- Materializing a text without tokens ---- */
+
+/* A detached value's text has no token index (json_internal.h): it is
+ * known to be valid and compact, so finding where its members start and
+ * end is a plain scan, cheaper than tokenizing it again. */
+
+/* The end of the string literal at s; end bounds the text. */
+static const char *skip_string(const char *s, const char *end) {
+  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+  s++;
+  for (;;) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (end - s >= 8) {
+      uint64_t x;
+      memcpy(&x, s, 8);
+      uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+      uint64_t m = (((q - ones) & ~q) | ((b - ones) & ~b)) & high;
+      if (m) {
+        s += __builtin_ctzll(m) / 8;
+        break;
+      }
+      s += 8;
+    }
+#endif
+    if (*s == '"')
+      return s + 1;
+    if (*s == '\\')
+      s += 2;
+    else
+      s++;
+  }
+}
+
+/* The end of the value at s; end bounds the text. */
+static const char *skip_value(const char *s, const char *end) {
+  switch (*s) {
+  case '"':
+    return skip_string(s, end);
+  case '{':
+  case '[': {
+    size_t depth = 0;
+    for (;;) {
+      char c = *s;
+      if (c == '"') {
+        s = skip_string(s, end);
+        continue;
+      }
+      s++;
+      if (c == '{' || c == '[')
+        depth++;
+      else if ((c == '}' || c == ']') && --depth == 0)
+        return s;
+    }
+  }
+  case 't':
+  case 'n':
+    return s + 4;
+  case 'f':
+    return s + 5;
+  default:
+    while (is_digit(*s) || *s == '-' || *s == '+' || *s == '.' ||
+           *s == 'e' || *s == 'E')
+      s++;
+    return s;
+  }
+}
+
+static void materialize_scanned(tether_json *v, tt_json_text *t) {
+  bool object = v->kind == TETHER_JSON_OBJECT;
+  const char *s = t->text + 1, *end = t->text + t->len;
+  if (*s == (object ? '}' : ']'))
+    return;
+  char small[128];
+  for (;;) {
+    const char *kp = NULL;
+    size_t klen = 0;
+    char *heap = NULL;
+    if (object) {
+      const char *kend = skip_string(s, end);
+      kp = s + 1;
+      klen = (size_t)(kend - s) - 2;
+      if (memchr(kp, '\\', klen)) {
+        char *buf = klen <= sizeof small ? small : (heap = tt_malloc(klen));
+        klen = unescape(kp, klen, buf);
+        kp = buf;
+      }
+      s = kend + 1; /* past the ':' */
+    }
+    const char *e = skip_value(s, end);
+    tether_json *value;
+    if (*s == '{' || *s == '[') {
+      tt_json_text *nt = tt_json_text_new(s, (size_t)(e - s), 0, t->dups);
+      value = tt_json_new_raw(*s == '{' ? TETHER_JSON_OBJECT
+                                         : TETHER_JSON_ARRAY,
+                              nt, 0);
+    } else {
+      value = build_scalar(s, (size_t)(e - s));
+    }
+    if (object) {
+      tt_json_object *o = (tt_json_object *)v;
+      long dup = t->dups ? tt_json_object_find(o, kp, klen) : -1;
+      if (dup >= 0) {
+        tether_json_unref(o->members[dup].value);
+        o->members[dup].value = value;
+      } else {
+        tt_json_object_append(o, kp, klen, value);
+      }
+      free(heap);
+    } else {
+      tt_json_array *a = (tt_json_array *)v;
+      tt_json_array_insert_at(a, a->count, value);
+    }
+    s = e;
+    if (*s != ',')
+      return;
+    s++;
+  }
+}
+
+size_t tt_json_materialize(tether_json *v, tt_json_text *t, uint32_t tok) {
+  if (!t->toks) {
+    materialize_scanned(v, t);
+    return 0;
+  }
   const tt_tok *toks = t->toks;
   uint32_t count = toks[tok].count;
   uint32_t j = tok + 1;
+  size_t raw = 0;
   if (v->kind == TETHER_JSON_ARRAY) {
     tt_json_array *a = (tt_json_array *)v;
     a->items = count ? tt_malloc(count * sizeof *a->items) : NULL;
     a->cap = count;
     for (uint32_t k = 0; k < count; k++) {
-      a->items[k] = build_value(t, j);
+      a->items[k] = build_value(t, j, &raw);
       j = toks[j].next;
     }
     a->count = count;
-    return;
+    return raw;
   }
 
   tt_json_object *o = (tt_json_object *)v;
   if (!count)
-    return;
+    return 0;
   /* Size the key arena from the literal lengths, an upper bound. */
   size_t key_bytes = 0;
   for (uint32_t k = 0, jj = j; k < count; k++) {
     key_bytes += toks[jj].end - toks[jj].start - 1;
     jj = toks[jj + 1].next;
   }
-  o->members = tt_malloc(count * sizeof *o->members);
-  o->cap = count;
-  o->keys = tt_malloc(key_bytes);
-  o->keys_cap = key_bytes;
+  tt_json_object_reserve(o, count, key_bytes);
   char small[128];
   for (uint32_t k = 0; k < count; k++) {
     const char *kp = t->text + toks[j].start + 1;
@@ -859,19 +971,26 @@ void tt_json_materialize_locked(tether_json *v, tt_json_text *t,
       klen = unescape(kp, klen, buf);
       kp = buf;
     }
-    tether_json *value = build_value(t, j + 1);
-    uint32_t h = tt_json_hash(kp, klen);
+    size_t raw_before = raw;
+    tether_json *value = build_value(t, j + 1, &raw);
+    if (t->dups && raw != raw_before) {
+      /* The value may be dropped for a later duplicate right here, so its
+       * reference to t must be real at once. */
+      tt_json_text_ref(t);
+      raw--;
+    }
     /* A duplicate key: the last value wins, at the first one's place. */
-    long dup = tt_json_object_find(o, kp, klen, h);
+    long dup = t->dups ? tt_json_object_find(o, kp, klen) : -1;
     if (dup >= 0) {
       tether_json_unref(o->members[dup].value);
       o->members[dup].value = value;
     } else {
-      tt_json_object_append(o, kp, klen, h, value);
+      tt_json_object_append(o, kp, klen, value);
     }
     free(heap);
     j = toks[j + 1].next;
   }
+  return raw;
 }
 
 /* ---- Duplicate keys ---- */
@@ -981,19 +1100,27 @@ tether_json *tether_json_parse(const char *text, size_t len,
   jsmn_run r;
   run_jsmn(text, scan_len, stack_toks, &r);
 
-  tt_json_text *t;
+  /* The text, its tokens and their header share one allocation while
+   * that stays below the size from which malloc starts consolidating its
+   * free lists (1 KiB): a state file replay parses a hundred thousand
+   * small texts, and that consolidation would be a good part of its
+   * time. */
   size_t ntok = r.ntok ? r.ntok : 1;
-  if (r.heap) {
-    t = tt_malloc(sizeof *t);
-    t->toks = (tt_tok *)(void *)r.toks;
-    t->text = tt_malloc(scan_len + 1);
-    t->own_toks = t->own_text = true;
-  } else {
-    t = tt_malloc(sizeof *t + ntok * sizeof(tt_tok) + scan_len + 1);
+  size_t toks_bytes = ntok * sizeof(tt_tok);
+  bool toks_inline = !r.heap && sizeof(tt_json_text) + toks_bytes <= 1000;
+  bool text_inline =
+      toks_inline && sizeof(tt_json_text) + toks_bytes + scan_len < 1000;
+  tt_json_text *t = tt_malloc(sizeof *t + (toks_inline ? toks_bytes : 0) +
+                              (text_inline ? scan_len + 1 : 0));
+  if (toks_inline)
     t->toks = (tt_tok *)(void *)(t + 1);
-    t->text = (char *)(t->toks + ntok);
-    t->own_toks = t->own_text = false;
-  }
+  else if (r.heap)
+    t->toks = (tt_tok *)(void *)r.toks;
+  else
+    t->toks = tt_malloc(toks_bytes);
+  t->text = text_inline ? (char *)(t->toks + ntok) : tt_malloc(scan_len + 1);
+  t->own_toks = !toks_inline;
+  t->own_text = !text_inline;
   atomic_init(&t->refs, 1);
   t->dups = false;
 
@@ -1019,16 +1146,15 @@ tether_json *tether_json_parse(const char *text, size_t len,
   }
   t->ntok = r.ntok;
   t->len = w.dlen;
-  if (r.heap) {
+  if (r.heap)
     t->toks = tt_realloc(t->toks, ntok * sizeof *t->toks);
-    if (t->len < scan_len / 2)
-      t->text = tt_realloc(t->text, t->len + 1);
-  }
+  if (t->own_text && t->len < scan_len / 2)
+    t->text = tt_realloc(t->text, t->len + 1);
   for (size_t i = 0; i < w.nsuspects && !t->dups; i++)
     t->dups = repeats_key(t, w.suspects[i]);
   free(w.suspects);
 
-  tether_json *v = build_value(t, 0);
-  tt_json_text_unref(t);
-  return v;
+  /* The root takes over the reference the text was created with. */
+  size_t raw = 0;
+  return build_value(t, 0, &raw);
 }

@@ -74,8 +74,10 @@ typedef struct patcher {
   undo *log;
   size_t nlog, cap;
   undo small[16];
-  tether_buf scratch; /* unescaped pointer tokens */
-  tether_buf last;    /* the last token of the current target */
+  tt_sbuf scratch; /* unescaped pointer tokens */
+  tt_sbuf last;    /* the last token of the current target */
+  /* "path" and "from" of an operation read from a raw patch. */
+  tt_sbuf path_buf, from_buf;
   /* For messages. */
   long op;
   op_kind kind;
@@ -239,7 +241,7 @@ static bool find_child(patcher *p, const tether_json *cur, const char *tok,
   char q[80];
   if (tether_json_is_object(cur)) {
     const tt_json_object *o = tt_obj(cur);
-    long i = tt_json_object_find(o, tok, toklen, tt_json_hash(tok, toklen));
+    long i = tt_json_object_find(o, tok, toklen);
     if (i < 0) {
       tt_quote_token(q, sizeof q, tok, toklen);
       return fail(p, "no such member %s", q);
@@ -308,8 +310,7 @@ static bool locate_parent(patcher *p, const char *ptr, tether_json **parent) {
         return fail(p, "cannot look up %s in %s", q,
                     tether_json_kind_name(tether_json_kind_of(cur)));
       }
-      p->last.len = 0;
-      tether_buf_append(&p->last, tok, toklen);
+      tt_sbuf_set(&p->last, tok, toklen);
       *parent = cur;
       return true;
     }
@@ -337,17 +338,16 @@ static bool do_add(patcher *p, const char *ptr, tether_json *value) {
     p->root = value;
     return true;
   }
-  const char *key = p->last.data ? p->last.data : "";
+  const char *key = p->last.data;
   size_t keylen = p->last.len;
   if (parent->kind == TETHER_JSON_OBJECT) {
     tt_json_object *o = (tt_json_object *)parent;
-    uint32_t h = tt_json_hash(key, keylen);
-    long i = tt_json_object_find(o, key, keylen, h);
+    long i = tt_json_object_find(o, key, keylen);
     if (i >= 0) {
       log_undo(p, UNDO_MEMBER_SET, parent, (size_t)i, o->members[i].value);
       o->members[i].value = value;
     } else {
-      tt_json_object_append(o, key, keylen, h, value);
+      tt_json_object_append(o, key, keylen, value);
       log_undo(p, UNDO_MEMBER_ADD, parent, 0, NULL);
     }
     return true;
@@ -408,13 +408,34 @@ static bool do_replace(patcher *p, const char *ptr, tether_json *value) {
 
 /* ---- Operations ---- */
 
-/* The parts of one operation object, checked for shape. */
+/* The parts of one operation object, checked for shape. The value is
+ * either a node or, for an operation read from a raw patch, token vtok of
+ * vt, built only when the operation needs it. */
 typedef struct op_parts {
   op_kind kind;
   const char *path;
   const char *from;
   const tether_json *value;
+  tt_json_text *vt;
+  uint32_t vtok;
 } op_parts;
+
+/* A new reference to the operation's value, ready to be stored. */
+static tether_json *op_value(const op_parts *op) {
+  if (op->value)
+    return tether_json_ref(op->value);
+  return tt_json_build_detached(op->vt, op->vtok);
+}
+
+/* What is wrong with s as a JSON pointer, or NULL. */
+static const char *pointer_problem(const char *s) {
+  if (s[0] && s[0] != '/')
+    return "it must be empty or start with '/'";
+  for (const char *c = s; *c; c++)
+    if (*c == '~' && c[1] != '0' && c[1] != '1')
+      return "'~' must be followed by '0' or '1'";
+  return NULL;
+}
 
 /* A string member that must be present. */
 static const char *string_member(const tether_json *op, const char *name,
@@ -434,21 +455,11 @@ static const char *string_member(const tether_json *op, const char *name,
     snprintf(why, size, "member \"%s\" holds a NUL character", name);
     return NULL;
   }
-  if (s[0] && s[0] != '/') {
-    snprintf(why, size,
-             "member \"%s\" is not a JSON pointer (it must be empty or "
-             "start with '/')",
-             name);
+  const char *problem = pointer_problem(s);
+  if (problem) {
+    snprintf(why, size, "member \"%s\" is not a JSON pointer (%s)", name,
+             problem);
     return NULL;
-  }
-  for (const char *c = s; *c; c++) {
-    if (*c == '~' && c[1] != '0' && c[1] != '1') {
-      snprintf(why, size,
-               "member \"%s\" is not a JSON pointer ('~' must be followed "
-               "by '0' or '1')",
-               name);
-      return NULL;
-    }
   }
   return s;
 }
@@ -503,6 +514,7 @@ static bool read_op(const tether_json *op, long i, op_parts *out,
   }
   out->from = NULL;
   out->value = NULL;
+  out->vt = NULL;
   switch (out->kind) {
   case OP_ADD:
   case OP_REPLACE:
@@ -531,6 +543,91 @@ static bool read_op(const tether_json *op, long i, op_parts *out,
   return true;
 }
 
+/* ---- Operations read from a raw patch ---- */
+
+/* A string token's contents, unescaped and NUL-terminated in buf; false
+ * when the token is not a string, or holds a NUL. */
+static bool raw_string(const tt_json_text *t, uint32_t j, tt_sbuf *buf) {
+  const tt_tok *k = &t->toks[j];
+  if (t->text[k->start] != '"')
+    return false;
+  const char *s = t->text + k->start + 1;
+  size_t len = k->end - k->start - 2;
+  tt_sbuf_reserve(buf, len);
+  buf->len = tt_json_unescape(s, len, buf->data);
+  buf->data[buf->len] = '\0';
+  return memchr(buf->data, '\0', buf->len) == NULL;
+}
+
+static bool raw_key_is(const tt_json_text *t, uint32_t j, const char *name) {
+  const tt_tok *k = &t->toks[j];
+  size_t n = strlen(name);
+  return k->end - k->start - 2 == n &&
+         memcmp(t->text + k->start + 1, name, n) == 0;
+}
+
+/* Reads the operation at token jo of a raw patch without building nodes
+ * for it: a state replay applies a hundred thousand small patches, and
+ * building each operation object would be most of the work. Returns
+ * false for anything but a well-formed operation; the caller then reads
+ * it the ordinary way, which also words the error. */
+static bool read_op_raw(patcher *p, tt_json_text *t, uint32_t jo,
+                        op_parts *out) {
+  const tt_tok *toks = t->toks;
+  if (t->dups || t->text[toks[jo].start] != '{')
+    return false;
+  uint32_t jop = 0, jpath = 0, jfrom = 0, jvalue = 0, j = jo + 1;
+  for (uint32_t k = 0; k < toks[jo].count; k++) {
+    if (raw_key_is(t, j, "op"))
+      jop = j + 1;
+    else if (raw_key_is(t, j, "path"))
+      jpath = j + 1;
+    else if (raw_key_is(t, j, "from"))
+      jfrom = j + 1;
+    else if (raw_key_is(t, j, "value"))
+      jvalue = j + 1;
+    j = toks[j + 1].next;
+  }
+  if (!jop || !jpath || t->text[toks[jop].start] != '"')
+    return false;
+  static const op_kind kinds[] = {OP_ADD,  OP_REMOVE, OP_REPLACE,
+                                  OP_MOVE, OP_COPY,   OP_TEST};
+  bool known = false;
+  for (size_t k = 0; k < sizeof kinds / sizeof *kinds && !known; k++) {
+    if (raw_key_is(t, jop, op_name(kinds[k]))) {
+      out->kind = kinds[k];
+      known = true;
+    }
+  }
+  if (!known || !raw_string(t, jpath, &p->path_buf) ||
+      pointer_problem(p->path_buf.data))
+    return false;
+  out->path = p->path_buf.data;
+  out->from = NULL;
+  out->value = NULL;
+  out->vt = NULL;
+  switch (out->kind) {
+  case OP_ADD:
+  case OP_REPLACE:
+  case OP_TEST:
+    if (!jvalue)
+      return false;
+    out->vt = t;
+    out->vtok = jvalue;
+    break;
+  case OP_MOVE:
+  case OP_COPY:
+    if (!jfrom || !raw_string(t, jfrom, &p->from_buf) ||
+        pointer_problem(p->from_buf.data))
+      return false;
+    out->from = p->from_buf.data;
+    break;
+  case OP_REMOVE:
+    break;
+  }
+  return true;
+}
+
 /* A short rendering of a value for a message. */
 static void brief(const tether_json *v, char *out, size_t size) {
   size_t len;
@@ -545,11 +642,11 @@ static void brief(const tether_json *v, char *out, size_t size) {
 static bool apply_op(patcher *p, const op_parts *op) {
   switch (op->kind) {
   case OP_ADD:
-    return do_add(p, op->path, tether_json_ref(op->value));
+    return do_add(p, op->path, op_value(op));
   case OP_REMOVE:
     return do_remove(p, op->path);
   case OP_REPLACE:
-    return do_replace(p, op->path, tether_json_ref(op->value));
+    return do_replace(p, op->path, op_value(op));
   case OP_MOVE: {
     size_t flen = strlen(op->from);
     if (strncmp(op->path, op->from, flen) == 0 && op->path[flen] == '/')
@@ -576,13 +673,16 @@ static bool apply_op(patcher *p, const op_parts *op) {
     tether_json *v = lookup(p, op->path);
     if (!v)
       return false;
-    if (!tether_json_equal(v, op->value)) {
+    tether_json *expect = op_value(op);
+    bool same = tether_json_equal(v, expect);
+    if (!same) {
       char have[48], want[48];
       brief(v, have, sizeof have);
-      brief(op->value, want, sizeof want);
-      return fail(p, "test failed: the value is %s, not %s", have, want);
+      brief(expect, want, sizeof want);
+      fail(p, "test failed: the value is %s, not %s", have, want);
     }
-    return true;
+    tether_json_unref(expect);
+    return same;
   }
   }
   return false;
@@ -606,13 +706,34 @@ bool tether_json_patch(tether_json **doc, const tether_json *patch,
   patcher p = {.root = *doc ? *doc : tether_json_null(), .err = err};
   p.log = p.small;
   p.cap = sizeof p.small / sizeof *p.small;
-  tether_buf_init(&p.scratch);
-  tether_buf_init(&p.last);
+  tt_sbuf_init(&p.scratch);
+  tt_sbuf_init(&p.last);
+  tt_sbuf_init(&p.path_buf);
+  tt_sbuf_init(&p.from_buf);
+  /* A raw patch is read from its tokens. The patch node holds the text
+   * while it stays raw; an operation the fast path declines materializes
+   * it, so from then on the text is held here. */
+  uint32_t tok = 0;
+  tt_json_text *t = tt_json_raw_of(patch, &tok);
+  if (t && !t->toks)
+    t = NULL;
+  bool held = false;
+  uint32_t j = tok + 1;
   bool ok = true;
-  size_t n = tether_json_array_size(patch);
+  size_t n = t ? t->toks[tok].count : tether_json_array_size(patch);
   for (size_t i = 0; i < n && ok; i++) {
     op_parts op;
-    ok = read_op(tether_json_array_get(patch, i), (long)i, &op, err);
+    bool got = false;
+    if (t) {
+      got = read_op_raw(&p, t, j, &op);
+      j = t->toks[j].next;
+    }
+    if (!got && t && !held) {
+      tt_json_text_ref(t);
+      held = true;
+    }
+    if (!got)
+      ok = read_op(tether_json_array_get(patch, i), (long)i, &op, err);
     if (!ok)
       break;
     p.op = (long)i;
@@ -629,8 +750,12 @@ bool tether_json_patch(tether_json **doc, const tether_json *patch,
   }
   if (p.log != p.small)
     free(p.log);
-  tether_buf_free(&p.scratch);
-  tether_buf_free(&p.last);
+  if (held)
+    tt_json_text_unref(t);
+  tt_sbuf_free(&p.scratch);
+  tt_sbuf_free(&p.last);
+  tt_sbuf_free(&p.path_buf);
+  tt_sbuf_free(&p.from_buf);
   return ok;
 }
 

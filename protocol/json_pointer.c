@@ -10,7 +10,7 @@
 #include "util.h"
 
 bool tt_pointer_next(const char *ptr, size_t len, size_t *pos,
-                     tether_buf *scratch, const char **tok, size_t *toklen) {
+                     tt_sbuf *scratch, const char **tok, size_t *toklen) {
   size_t start = *pos + 1, end = start;
   bool escaped = false;
   while (end < len && ptr[end] != '/') {
@@ -24,7 +24,8 @@ bool tt_pointer_next(const char *ptr, size_t len, size_t *pos,
     *pos = end;
     return true;
   }
-  scratch->len = 0;
+  tt_sbuf_reserve(scratch, end - start);
+  size_t o = 0;
   for (size_t i = start; i < end; i++) {
     char c = ptr[i];
     if (c == '~') {
@@ -34,8 +35,10 @@ bool tt_pointer_next(const char *ptr, size_t len, size_t *pos,
       }
       c = ptr[++i] == '0' ? '~' : '/';
     }
-    tether_buf_append_char(scratch, c);
+    scratch->data[o++] = c;
   }
+  scratch->data[o] = '\0';
+  scratch->len = o;
   *tok = scratch->data;
   *toklen = scratch->len;
   *pos = end;
@@ -103,8 +106,8 @@ tether_json *tether_json_pointer_get(const tether_json *doc,
                       pointer);
     return NULL;
   }
-  tether_buf scratch;
-  tether_buf_init(&scratch);
+  tt_sbuf scratch;
+  tt_sbuf_init(&scratch);
   const tether_json *cur = doc;
   size_t pos = 0;
   tether_json *found = NULL;
@@ -160,7 +163,7 @@ tether_json *tether_json_pointer_get(const tether_json *doc,
   }
   found = (tether_json *)cur;
 out:
-  tether_buf_free(&scratch);
+  tt_sbuf_free(&scratch);
   return found;
 }
 

@@ -3,7 +3,7 @@
  * constructors and accessors of scalars, lazy materialization, copy on
  * write, deep equality and the UTF-8 rules every string obeys.
  */
-#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,7 +243,6 @@ tether_json *tt_json_new_raw(tether_json_kind kind, tt_json_text *t,
                              uint32_t tok) {
   tether_json *v =
       kind == TETHER_JSON_ARRAY ? tether_json_array() : tether_json_object();
-  tt_json_text_ref(t);
   if (kind == TETHER_JSON_ARRAY) {
     tt_json_array *a = (tt_json_array *)v;
     a->tok = tok;
@@ -258,9 +257,12 @@ tether_json *tt_json_new_raw(tether_json_kind kind, tt_json_text *t,
 
 /* ---- Lazy materialization ---- */
 
-/* One lock for all materializations: they are short and happen once per
- * node, and the check that skips the lock is a single acquire load. */
-static pthread_mutex_t materialize_lock = PTHREAD_MUTEX_INITIALIZER;
+/* A raw container being materialized holds this in its raw field: the
+ * thread that swapped it in owns the node until it stores NULL, and other
+ * threads wait. Materializing takes microseconds, so they wait by
+ * yielding. */
+static tt_json_text busy_marker;
+#define RAW_BUSY (&busy_marker)
 
 static _Atomic(tt_json_text *) *raw_slot(tether_json *v, uint32_t **tok) {
   if (v->kind == TETHER_JSON_ARRAY) {
@@ -282,15 +284,58 @@ void tt_json_force(const tether_json *cv) {
   tether_json *v = (tether_json *)cv;
   uint32_t *tok;
   _Atomic(tt_json_text *) *slot = raw_slot(v, &tok);
-  pthread_mutex_lock(&materialize_lock);
-  tt_json_text *t = atomic_load_explicit(slot, memory_order_relaxed);
-  if (t) {
-    tt_json_materialize_locked(v, t, *tok);
-    atomic_store_explicit(slot, NULL, memory_order_release);
+  tt_json_text *t = atomic_load_explicit(slot, memory_order_acquire);
+  while (t) {
+    if (t == RAW_BUSY) {
+      sched_yield();
+      t = atomic_load_explicit(slot, memory_order_acquire);
+      continue;
+    }
+    if (atomic_compare_exchange_weak_explicit(slot, &t, RAW_BUSY,
+                                              memory_order_acquire,
+                                              memory_order_acquire)) {
+      /* The k new raw members each need a reference to t, and v gives
+       * its own up: one update for all, made before the members are
+       * published so that t cannot go away meanwhile. */
+      size_t k = tt_json_materialize(v, t, *tok);
+      if (k > 1)
+        atomic_fetch_add_explicit(&t->refs, (unsigned)(k - 1),
+                                  memory_order_relaxed);
+      atomic_store_explicit(slot, NULL, memory_order_release);
+      if (k == 0)
+        tt_json_text_unref(t);
+      return;
+    }
   }
-  pthread_mutex_unlock(&materialize_lock);
-  if (t)
-    tt_json_text_unref(t);
+}
+
+tt_json_text *tt_json_raw_of(const tether_json *v, uint32_t *tok) {
+  uint32_t *tokp;
+  _Atomic(tt_json_text *) *slot = raw_slot((tether_json *)v, &tokp);
+  tt_json_text *t = atomic_load_explicit(slot, memory_order_acquire);
+  if (t == RAW_BUSY) {
+    tt_json_force(v);
+    return NULL;
+  }
+  *tok = *tokp;
+  return t;
+}
+
+tt_json_text *tt_json_text_new(const char *s, size_t len, uint32_t ntok,
+                               bool dups) {
+  size_t toks_size = (size_t)ntok * sizeof(tt_tok);
+  tt_json_text *t = tt_malloc(sizeof *t + toks_size + len + 1);
+  atomic_init(&t->refs, 1);
+  t->own_toks = false;
+  t->own_text = false;
+  t->dups = dups;
+  t->ntok = ntok;
+  t->toks = ntok ? (tt_tok *)(void *)(t + 1) : NULL;
+  t->text = (char *)(t + 1) + toks_size;
+  t->len = len;
+  memcpy(t->text, s, len);
+  t->text[len] = '\0';
+  return t;
 }
 
 /* Token subtrees of at least this many tokens keep their tokens when
@@ -300,32 +345,18 @@ void tt_json_force(const tether_json *cv) {
 tether_json *tt_json_adopt(tether_json *v) {
   if (!tt_json_is_raw(v))
     return v;
-  uint32_t *tokp;
-  _Atomic(tt_json_text *) *slot = raw_slot(v, &tokp);
-  tt_json_text *t = atomic_load_explicit(slot, memory_order_acquire);
-  uint32_t tok = *tokp;
-  if (tok == 0)
-    return v; /* the value is its whole text already */
+  uint32_t tok;
+  tt_json_text *t = tt_json_raw_of(v, &tok);
+  if (!t || tok == 0)
+    return v; /* materialized, or its whole text already */
 
   const tt_tok *tk = &t->toks[tok];
   size_t len = tk->end - tk->start;
   uint32_t ntok = tk->next - tok;
   bool keep_toks = ntok >= DETACH_KEEP_TOKENS;
-  size_t toks_size = keep_toks ? (size_t)ntok * sizeof(tt_tok) : 0;
-  tt_json_text *nt = tt_malloc(sizeof *nt + toks_size + len + 1);
-  atomic_init(&nt->refs, 1);
-  nt->own_toks = false;
-  nt->own_text = false;
-  nt->toks = NULL;
-  nt->ntok = 0;
-  nt->text = (char *)(nt + 1) + toks_size;
-  nt->len = len;
-  nt->dups = t->dups;
-  memcpy(nt->text, t->text + tk->start, len);
-  nt->text[len] = '\0';
+  tt_json_text *nt = tt_json_text_new(t->text + tk->start, len,
+                                      keep_toks ? ntok : 0, t->dups);
   if (keep_toks) {
-    nt->toks = (tt_tok *)(nt + 1);
-    nt->ntok = ntok;
     for (uint32_t i = 0; i < ntok; i++) {
       tt_tok src = t->toks[tok + i];
       nt->toks[i] = (tt_tok){src.start - tk->start, src.end - tk->start,
@@ -335,15 +366,56 @@ tether_json *tt_json_adopt(tether_json *v) {
 
   if (v->refs == 1) {
     /* Nobody else can see v: change its text in place. */
+    uint32_t *tokp;
+    _Atomic(tt_json_text *) *slot = raw_slot(v, &tokp);
     *tokp = 0;
     atomic_store_explicit(slot, nt, memory_order_relaxed);
     tt_json_text_unref(t);
     return v;
   }
   tether_json *copy = tt_json_new_raw((tether_json_kind)v->kind, nt, 0);
-  tt_json_text_unref(nt);
   tether_json_unref(v);
   return copy;
+}
+
+/* ---- Scratch buffers ---- */
+
+void tt_sbuf_init(tt_sbuf *b) {
+  b->data = b->small;
+  b->len = 0;
+  b->cap = sizeof b->small;
+  b->small[0] = '\0';
+}
+
+void tt_sbuf_reserve(tt_sbuf *b, size_t n) {
+  if (n < b->cap)
+    return;
+  if (n > SIZE_MAX / 2)
+    tt_oom();
+  size_t cap = b->cap * 2;
+  while (cap <= n)
+    cap *= 2;
+  if (b->data == b->small) {
+    b->data = tt_malloc(cap);
+    memcpy(b->data, b->small, b->len + 1);
+  } else {
+    b->data = tt_realloc(b->data, cap);
+  }
+  b->cap = cap;
+}
+
+void tt_sbuf_set(tt_sbuf *b, const char *s, size_t n) {
+  tt_sbuf_reserve(b, n);
+  if (n)
+    memcpy(b->data, s, n);
+  b->data[n] = '\0';
+  b->len = n;
+}
+
+void tt_sbuf_free(tt_sbuf *b) {
+  if (b->data != b->small)
+    free(b->data);
+  tt_sbuf_init(b);
 }
 
 /* ---- Copy on write ---- */
@@ -364,10 +436,11 @@ tether_json *tt_json_unshare(tether_json *v) {
   } else {
     const tt_json_object *o = (const tt_json_object *)v;
     tt_json_object *c = (tt_json_object *)tether_json_object();
+    tt_json_object_reserve(c, o->live, o->keys_len);
     for (size_t i = 0; i < o->used; i++) {
       const tt_member *m = &o->members[i];
       if (m->value)
-        tt_json_object_append(c, tt_member_key(o, m), m->key_len, m->hash,
+        tt_json_object_append(c, tt_member_key(o, m), m->key_len,
                               tether_json_ref(m->value));
     }
     copy = &c->head;
@@ -436,19 +509,10 @@ size_t tether_json_string_length(const tether_json *v) {
 /* ---- Equality ---- */
 
 bool tt_json_raw_text(const tether_json *v, const char **s, size_t *len) {
-  tt_json_text *t;
-  uint32_t tok;
-  if (v->kind == TETHER_JSON_ARRAY) {
-    const tt_json_array *a = (const tt_json_array *)v;
-    t = atomic_load_explicit(&a->raw, memory_order_acquire);
-    tok = a->tok;
-  } else if (v->kind == TETHER_JSON_OBJECT) {
-    const tt_json_object *o = (const tt_json_object *)v;
-    t = atomic_load_explicit(&o->raw, memory_order_acquire);
-    tok = o->tok;
-  } else {
+  if (v->kind != TETHER_JSON_ARRAY && v->kind != TETHER_JSON_OBJECT)
     return false;
-  }
+  uint32_t tok;
+  tt_json_text *t = tt_json_raw_of(v, &tok);
   if (!t || t->dups)
     return false;
   /* Token 0 is always the whole text; see tt_json_text. */
@@ -544,8 +608,7 @@ bool tether_json_equal(const tether_json *a, const tether_json *b) {
       }
       const tt_member *m = &oa->members[f->i++];
       const tt_json_object *ob = (const tt_json_object *)f->b;
-      long j = tt_json_object_find(ob, tt_member_key(oa, m), m->key_len,
-                                   m->hash);
+      long j = tt_json_object_find(ob, tt_member_key(oa, m), m->key_len);
       if (j < 0) {
         equal = false;
         break;

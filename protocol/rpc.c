@@ -77,17 +77,15 @@ static const char *classify_call(const tether_json *v, tt_msg *m) {
   if (strlen(tether_json_string_value(method)) !=
       tether_json_string_length(method))
     return "\"method\" must not contain a NUL character";
-  if (tether_json_object_get(v, "result") ||
-      tether_json_object_get(v, "error"))
+  if (tether_json_object_get(v, "result") || tether_json_object_get(v, "error"))
     return "a request must not carry \"result\" or \"error\"";
   const tether_json *params = tether_json_object_get(v, "params");
-  if (params && !tether_json_is_object(params) &&
-      !tether_json_is_array(params))
+  if (params && !tether_json_is_object(params) && !tether_json_is_array(params))
     return "\"params\" must be an object or an array";
   m->method = tether_json_string_value(method);
   m->params = params;
-  m->kind = tether_json_object_get(v, "id") ? TT_MSG_REQUEST
-                                            : TT_MSG_NOTIFICATION;
+  m->kind =
+      tether_json_object_get(v, "id") ? TT_MSG_REQUEST : TT_MSG_NOTIFICATION;
   return NULL;
 }
 
@@ -134,8 +132,7 @@ static const char *classify(const tether_json *v, tt_msg *m) {
     return err;
   if (tether_json_object_get(v, "method"))
     return classify_call(v, m);
-  if (tether_json_object_get(v, "result") ||
-      tether_json_object_get(v, "error"))
+  if (tether_json_object_get(v, "result") || tether_json_object_get(v, "error"))
     return classify_response(v, m);
   return "neither a request (no \"method\") nor a response (no \"result\" "
          "or \"error\")";

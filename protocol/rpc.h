@@ -39,11 +39,11 @@ typedef struct tt_msg {
    * for TT_MSG_INVALID, when its id is not a valid one: an answer then
    * carries "id": null. */
   const tether_json *id;
-  const char *method;        /* requests and notifications */
-  const tether_json *params; /* object or array; NULL when absent */
-  const tether_json *result; /* TT_MSG_RESPONSE */
-  int error_code;            /* TT_MSG_ERROR */
-  const char *error_message; /* TT_MSG_ERROR */
+  const char *method;            /* requests and notifications */
+  const tether_json *params;     /* object or array; NULL when absent */
+  const tether_json *result;     /* TT_MSG_RESPONSE */
+  int error_code;                /* TT_MSG_ERROR */
+  const char *error_message;     /* TT_MSG_ERROR */
   const tether_json *error_data; /* TT_MSG_ERROR; NULL when absent */
   /* TT_MSG_INVALID: what is wrong, and the code to answer it with
    * (TETHER_ERR_INVALID_REQUEST, with `id` or null). A malformed message

@@ -36,8 +36,8 @@ static tether_done *greeting_create(tether_request *req) {
 
 static tether_done *greeting_update(tether_request *req) {
   tether_log(TETHER_LOG_INFO, "updating the greeting for %s",
-             tether_json_string_value(tether_json_object_get(
-                 tether_request_inputs(req), "name")));
+             tether_json_string_value(
+                 tether_json_object_get(tether_request_inputs(req), "name")));
   return tether_reply_outputs(req, greet(tether_request_inputs(req)));
 }
 

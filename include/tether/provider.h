@@ -75,13 +75,13 @@ typedef struct tether_input {
   const char *name;      /* NULL ends a list */
   tether_json_kind kind; /* the JSON kind it must have */
   bool required;
-  bool any_kind;         /* accept any JSON kind; `kind` is ignored */
+  bool any_kind; /* accept any JSON kind; `kind` is ignored */
 } tether_input;
 
 typedef struct tether_resource_type {
-  const char *name;        /* NULL ends the table */
+  const char *name; /* NULL ends the table */
   const char *description;
-  bool require_state;      /* refuse create with isStateful false (-32010) */
+  bool require_state; /* refuse create with isStateful false (-32010) */
   /* Implements state_read and state_event: set exactly when both
    * op_state_read and op_state_event are (tether_provider_main refuses a
    * table where they disagree). */
@@ -116,10 +116,12 @@ typedef struct tether_provider_info {
 } tether_provider_info;
 
 /* Runs the provider until the host says exit or closes stdin. Returns the
- * process exit status: 0 when `shutdown` came before the end, 1 otherwise
- * (also for the one-line hint printed when stdin is a terminal, and for a
- * type table that contradicts itself, which is reported on stderr). Call
- * it from main() and return what it returns.
+ * process exit status: 0 after `shutdown` then `exit`, or at EOF once
+ * everything received is answered; 1 for `exit` without `shutdown`, a
+ * fatal protocol error (an oversized message, a broken content-length
+ * header, a host that stopped reading), the one-line hint printed when
+ * stdin is a terminal, and a type table that contradicts itself (reported
+ * on stderr). Call it from main() and return what it returns.
  *
  * On `exit`, requests still running are marked cancelled and nothing more
  * is written; the function returns once the worker threads have finished
@@ -184,7 +186,9 @@ tether_done *tether_reply_invalid(tether_request *req, const char *path,
 tether_done *tether_reply_cancelled(tether_request *req) TETHER_MUST_USE;
 /* The answer will come later, from any thread, through tether_resolve or
  * tether_reject (exactly one of them, exactly once); until then the
- * request and what its accessors return stay valid. */
+ * request and what its accessors return stay valid. A handler may hand
+ * the request to another thread first and return this last: when that
+ * thread resolves it before the handler gets here, all is well. */
 tether_done *tether_reply_pending(tether_request *req) TETHER_MUST_USE;
 void tether_resolve(tether_request *req, tether_json *result);
 void tether_reject(tether_request *req, int code, tether_json *data,
@@ -206,8 +210,8 @@ void tether_log(tether_log_level level, const char *fmt, ...)
     TETHER_PRINTF(2, 3);
 /* A `progress` notification for req; fraction in [0, 1] (clamped), or
  * negative for none. Dropped once req has been answered. */
-void tether_progress(tether_request *req, double fraction, const char *fmt,
-                     ...) TETHER_PRINTF(3, 4);
+void tether_progress(tether_request *req, double fraction, const char *fmt, ...)
+    TETHER_PRINTF(3, 4);
 
 /* ---- Checking inputs by hand ---- */
 

@@ -49,8 +49,8 @@ char *tt_prov_error_text(const char *id_text, int code, const char *message,
                          tether_json *data, size_t *len) {
   if (!message || !*message)
     message = tether_error_name(code) ? tether_error_name(code) : "error";
-  return dump_and_drop(
-      tt_rpc_error(id_value(id_text), code, message, data), len);
+  return dump_and_drop(tt_rpc_error(id_value(id_text), code, message, data),
+                       len);
 }
 
 void tt_prov_wake_locked(void) {
@@ -112,7 +112,7 @@ size_t tt_prov_batch_slot_locked(tt_prov_batch *b) {
 }
 
 static void batch_flush_locked(tt_prov_batch *b) {
-  /* A batch of notifications only gets no answer at all. */
+  /* A batch of nothing but notifications is not answered at all. */
   if (b->nslots == 0)
     return;
   tether_buf all;
@@ -280,8 +280,8 @@ void tether_progress(tether_request *req, double fraction, const char *fmt,
   va_end(ap);
   tether_json *params = tether_json_object();
   params = tether_json_object_set(params, "id", id_value(req->id_text));
-  params = tether_json_object_set(params, "message",
-                                  tether_json_string(message));
+  params =
+      tether_json_object_set(params, "message", tether_json_string(message));
   if (fraction >= 0)
     params = tether_json_object_set(
         params, "fraction", tether_json_double(fraction > 1 ? 1 : fraction));

@@ -13,11 +13,6 @@
 
 #include "provider_lib.h"
 
-void tt_prov_problem_free(tt_prov_problem *p) {
-  tether_json_unref(p->data);
-  p->data = NULL;
-}
-
 static const char *kind_phrase(tether_json_kind kind) {
   switch (kind) {
   case TETHER_JSON_NULL:
@@ -59,9 +54,8 @@ static tether_json *path_data(const char *path) {
 /* Checks member key of obj (at pointer `where`): present when required,
  * of the given kind when present. *out receives it, or NULL. */
 static const char *member(const tether_json *obj, const char *where,
-                          const char *key, tether_json_kind kind,
-                          bool required, const tether_json **out,
-                          tt_prov_problem *p) {
+                          const char *key, tether_json_kind kind, bool required,
+                          const tether_json **out, tt_prov_problem *p) {
   tether_buf path;
   tether_buf_init(&path);
   tether_buf_append_str(&path, where);
@@ -82,16 +76,16 @@ static const char *member(const tether_json *obj, const char *where,
 
 static const char *check_resource(tether_request *req, tt_prov_problem *p) {
   const tether_json *r, *type, *in, *out;
-  const char *err = member(req->params, "", "resource", TETHER_JSON_OBJECT,
-                           true, &r, p);
+  const char *err =
+      member(req->params, "", "resource", TETHER_JSON_OBJECT, true, &r, p);
   if (!err)
     err = member(r, "/resource", "type", TETHER_JSON_STRING, true, &type, p);
   if (!err)
     err = member(r, "/resource", "inputProperties", TETHER_JSON_OBJECT, true,
                  &in, p);
   if (!err)
-    err = member(r, "/resource", "outputProperties", TETHER_JSON_OBJECT,
-                 false, &out, p);
+    err = member(r, "/resource", "outputProperties", TETHER_JSON_OBJECT, false,
+                 &out, p);
   if (err)
     return err;
   req->resource = r;
@@ -107,11 +101,11 @@ static const char *check_resource(tether_request *req, tt_prov_problem *p) {
 
 static const char *check_create(tether_request *req, tt_prov_problem *p) {
   const tether_json *type, *in, *stateful;
-  const char *err = member(req->params, "", "type", TETHER_JSON_STRING, true,
-                           &type, p);
+  const char *err =
+      member(req->params, "", "type", TETHER_JSON_STRING, true, &type, p);
   if (!err)
-    err = member(req->params, "", "inputProperties", TETHER_JSON_OBJECT,
-                 true, &in, p);
+    err = member(req->params, "", "inputProperties", TETHER_JSON_OBJECT, true,
+                 &in, p);
   if (!err)
     err = member(req->params, "", "isStateful", TETHER_JSON_BOOL, true,
                  &stateful, p);
@@ -127,15 +121,14 @@ static const char *check_update(tether_request *req, tt_prov_problem *p) {
   const tether_json *in;
   const char *err = check_resource(req, p);
   if (!err)
-    err = member(req->params, "", "inputProperties", TETHER_JSON_OBJECT,
-                 true, &in, p);
+    err = member(req->params, "", "inputProperties", TETHER_JSON_OBJECT, true,
+                 &in, p);
   if (!err)
     req->inputs = in;
   return err;
 }
 
-static const char *check_patch(const tether_json *patch,
-                               tt_prov_problem *p) {
+static const char *check_patch(const tether_json *patch, tt_prov_problem *p) {
   tether_json_error jerr;
   if (tether_json_patch_check(patch, &jerr))
     return NULL;
@@ -149,23 +142,20 @@ static const char *check_patch(const tether_json *patch,
     snprintf(path, sizeof path, "/patch");
     data = path_data(path);
   }
-  return problem(p, TETHER_ERR_INVALID_PARAMS, data,
-                 "invalid params: %s: %s", path, jerr.message);
+  return problem(p, TETHER_ERR_INVALID_PARAMS, data, "invalid params: %s: %s",
+                 path, jerr.message);
 }
 
-static const char *check_state_event(tether_request *req,
-                                     tt_prov_problem *p) {
+static const char *check_state_event(tether_request *req, tt_prov_problem *p) {
   const tether_json *event, *version, *patch, *expect;
   const char *err = check_resource(req, p);
   if (!err)
-    err = member(req->params, "", "event", TETHER_JSON_STRING, true, &event,
-                 p);
+    err = member(req->params, "", "event", TETHER_JSON_STRING, true, &event, p);
   if (!err)
     err = member(req->params, "", "hostVersion", TETHER_JSON_STRING, true,
                  &version, p);
   if (!err)
-    err = member(req->params, "", "patch", TETHER_JSON_ARRAY, true, &patch,
-                 p);
+    err = member(req->params, "", "patch", TETHER_JSON_ARRAY, true, &patch, p);
   if (!err)
     err = check_patch(patch, p);
   if (!err)
@@ -210,8 +200,8 @@ static const char *find_type(tether_request *req, tt_prov_problem *p) {
     tether_buf_printf(&names, "%s%s", names.len ? ", " : "", t->name);
   }
   tether_json *data = tether_json_object();
-  data = tether_json_object_set(data, "type",
-                                tether_json_string(req->type_name));
+  data =
+      tether_json_object_set(data, "type", tether_json_string(req->type_name));
   data = tether_json_object_set(data, "known", known);
   problem(p, TETHER_ERR_UNKNOWN_TYPE, data,
           "unknown resource type \"%s\" (this provider has: %s)",
@@ -384,8 +374,8 @@ static const char *check_type(const tether_resource_type *t, char *buf,
   }
   for (const tether_input *in = t->inputs; in && in->name; in++) {
     if (find_input(in + 1, in->name, strlen(in->name))) {
-      snprintf(buf, buflen, "type \"%s\" declares input \"%s\" twice",
-               t->name, in->name);
+      snprintf(buf, buflen, "type \"%s\" declares input \"%s\" twice", t->name,
+               in->name);
       return buf;
     }
   }

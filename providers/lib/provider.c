@@ -7,8 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,8 +81,8 @@ static tether_json *initialize_result(void) {
     types = tether_json_object_set(types, t->name, d);
   }
   tether_json *provider = tether_json_object();
-  provider = tether_json_object_set(provider, "name",
-                                    tether_json_string(info->name));
+  provider =
+      tether_json_object_set(provider, "name", tether_json_string(info->name));
   provider = tether_json_object_set(provider, "version",
                                     tether_json_string(info->version));
   tether_json *r = tether_json_object();
@@ -107,7 +107,8 @@ static tether_json *supported_data(const char *path) {
 
 static void do_initialize(tether_request *req) {
   const tether_json *params = req->msg.params;
-  const tether_json *version = tether_json_object_get(params, "protocolVersion");
+  const tether_json *version =
+      tether_json_object_get(params, "protocolVersion");
   int64_t v;
   if (tt_prov.phase == TT_PROV_READY) {
     library_error(req, TETHER_ERR_INVALID_REQUEST, NULL,
@@ -256,8 +257,7 @@ static void handle_value(loop *L, tether_json *v, tt_prov_batch *batch) {
   switch (m.kind) {
   case TT_MSG_INVALID: {
     char message[200];
-    snprintf(message, sizeof message, "invalid request: %s",
-             m.invalid_reason);
+    snprintf(message, sizeof message, "invalid request: %s", m.invalid_reason);
     other_error(batch, m.id, m.invalid_code, message);
     break;
   }
@@ -286,8 +286,8 @@ static void handle_message(loop *L, const char *text, size_t len) {
   tether_json *v = tether_json_parse(text, len, &err);
   if (!v) {
     char message[300];
-    snprintf(message, sizeof message, "parse error at byte %zu: %s",
-             err.offset, err.message);
+    snprintf(message, sizeof message, "parse error at byte %zu: %s", err.offset,
+             err.message);
     other_error(NULL, NULL, TETHER_ERR_PARSE, message);
     return;
   }
@@ -361,6 +361,8 @@ static void read_input(loop *L, int in_fd, char *chunk) {
       fprintf(stderr, "%s: stdin ended inside a message (%zu bytes: %s)\n",
               tt_prov_name(), left, q.data);
       tether_buf_free(&q);
+      /* What came before is still answered, but the end was not clean. */
+      L->fatal = true;
     }
     return;
   }
@@ -466,7 +468,9 @@ int tt_prov_run(const tether_provider_info *info, int in_fd, int out_fd) {
   tt_frame_reader_free(&L.reader);
 
   pthread_mutex_lock(&tt_prov.mu);
-  bool clean = tt_prov.shutdown_received && !L.fatal;
+  /* As in LSP, exit without shutdown is an unclean end; EOF is how a
+   * pipeline of requests ends, and everything in it was answered. */
+  bool clean = !L.fatal && (!L.stop || tt_prov.shutdown_received);
   tt_prov.running = false;
   tt_prov.out_closed = true;
   tt_prov.out_fd = -1;

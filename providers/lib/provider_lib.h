@@ -26,8 +26,10 @@
  * A request is reference counted under tt_prov.mu. References: the main
  * thread's while it dispatches (moved to the worker queue with threads >
  * 0), the wire's until an answer is on its way (or dropped at exit), and
- * the handler's from the moment it runs until it has answered (for a
- * pending request, until tether_resolve or tether_reject).
+ * the handler's from the moment it runs until its last act: its answer,
+ * or for a pending request tether_resolve or tether_reject, or
+ * tether_reply_pending when another thread resolved the request before
+ * the handler returned it.
  */
 #ifndef TETHER_PROVIDER_LIB_H
 #define TETHER_PROVIDER_LIB_H
@@ -62,9 +64,9 @@ tether_handler *tt_prov_op_handler(const tether_resource_type *t,
 
 /* Where the conversation is (SPEC section 4). */
 typedef enum tt_prov_phase {
-  TT_PROV_WAITING,  /* before initialize: requests get -32002 */
-  TT_PROV_READY,    /* initialized: operations run */
-  TT_PROV_SHUTDOWN  /* shutdown received: requests get -32600 */
+  TT_PROV_WAITING, /* before initialize: requests get -32002 */
+  TT_PROV_READY,   /* initialized: operations run */
+  TT_PROV_SHUTDOWN /* shutdown received: requests get -32600 */
 } tt_prov_phase;
 
 /* Where a request's handler is. */
@@ -73,14 +75,17 @@ typedef enum tt_prov_handler_state {
                               library) */
   TT_PROV_HANDLER_RUNNING, /* running and has not answered */
   TT_PROV_HANDLER_PENDING, /* answered tether_reply_pending */
-  TT_PROV_HANDLER_DONE     /* answered */
+  /* Resolved (by the thread the work was handed to) before the handler
+   * got to return tether_reply_pending: a race that is no misuse. */
+  TT_PROV_HANDLER_RESOLVED_EARLY,
+  TT_PROV_HANDLER_DONE /* answered */
 } tt_prov_handler_state;
 
 /* A batch (SPEC section 3: a JSON array of messages), answered by one
  * array once every member that needs an answer has one. */
 typedef struct tt_prov_batch {
-  tether_json *root;  /* the array; requests borrow their elements */
-  char **answers;     /* answer texts, in slot order */
+  tether_json *root; /* the array; requests borrow their elements */
+  char **answers;    /* answer texts, in slot order */
   size_t *lengths;
   size_t nslots;      /* slots handed out */
   size_t outstanding; /* slots without an answer, plus the reader's hold */
@@ -88,8 +93,8 @@ typedef struct tt_prov_batch {
 } tt_prov_batch;
 
 struct tether_request {
-  tt_msg msg;      /* owns the message (or a reference to the element) */
-  char *id_text;   /* the id as JSON text */
+  tt_msg msg;    /* owns the message (or a reference to the element) */
+  char *id_text; /* the id as JSON text */
   tt_prov_batch *batch;
   size_t slot;
   tt_prov_op op; /* for the operations of SPEC section 5 */
@@ -152,8 +157,6 @@ typedef struct tt_prov_problem {
   tether_json *data; /* owned; NULL when none */
   char message[512];
 } tt_prov_problem;
-
-void tt_prov_problem_free(tt_prov_problem *p);
 
 /* The provider's name for stderr lines ("tether provider" before main). */
 const char *tt_prov_name(void);

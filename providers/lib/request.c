@@ -114,10 +114,13 @@ void tt_prov_run_handler(tether_request *req) {
   /* The caller still holds its reference, so req is alive here even when
    * the handler's answer dropped the handler's. */
   pthread_mutex_lock(&tt_prov.mu);
-  bool forgot = req->handler == TT_PROV_HANDLER_RUNNING;
+  tt_prov_handler_state state = req->handler;
   pthread_mutex_unlock(&tt_prov.mu);
-  if (forgot)
+  if (state == TT_PROV_HANDLER_RUNNING)
     misuse(req, "returned without answering");
+  if (state == TT_PROV_HANDLER_RESOLVED_EARLY)
+    misuse(req, "resolved its request but returned without "
+                "tether_reply_pending");
 }
 
 void tt_prov_cancel(const char *id_text) {
@@ -213,21 +216,30 @@ static tether_done *done(void) { return (tether_done *)&done_token; }
 static void handler_answer(tether_request *req, bool resolving, char *text,
                            size_t len) {
   pthread_mutex_lock(&tt_prov.mu);
-  tt_prov_handler_state state = req->handler;
   const char *wrong = NULL;
-  switch (state) {
+  /* The handler's reference goes with its last act: the answer, or for a
+   * request resolved early, the tether_reply_pending still to come. */
+  bool handler_done = true;
+  switch (req->handler) {
   case TT_PROV_HANDLER_NONE:
     wrong = "answered a request it was not given";
     break;
   case TT_PROV_HANDLER_RUNNING:
-    if (resolving)
-      wrong = "resolved a request without tether_reply_pending first";
+    if (resolving) {
+      req->handler = TT_PROV_HANDLER_RESOLVED_EARLY;
+      handler_done = false;
+    } else {
+      req->handler = TT_PROV_HANDLER_DONE;
+    }
     break;
   case TT_PROV_HANDLER_PENDING:
-    if (!resolving)
+    if (resolving)
+      req->handler = TT_PROV_HANDLER_DONE;
+    else
       wrong = "answered twice (a reply after tether_reply_pending; use "
               "tether_resolve or tether_reject)";
     break;
+  case TT_PROV_HANDLER_RESOLVED_EARLY:
   case TT_PROV_HANDLER_DONE:
     wrong = "answered twice";
     break;
@@ -237,10 +249,9 @@ static void handler_answer(tether_request *req, bool resolving, char *text,
     free(text);
     misuse(req, wrong);
   }
-  req->handler = TT_PROV_HANDLER_DONE;
   bool last = tt_prov_deliver_locked(req, text, len);
-  /* The handler's reference. */
-  last = tt_prov_request_unref_locked(req) || last;
+  if (handler_done)
+    last = tt_prov_request_unref_locked(req) || last;
   pthread_mutex_unlock(&tt_prov.mu);
   if (last)
     tt_prov_request_free(req);
@@ -267,8 +278,7 @@ tether_done *tether_reply_ok(tether_request *req, tether_json *result) {
   return done();
 }
 
-tether_done *tether_reply_outputs(tether_request *req,
-                                  tether_json *outputs) {
+tether_done *tether_reply_outputs(tether_request *req, tether_json *outputs) {
   tether_json *r = tether_json_object();
   r = tether_json_object_set(r, "outputProperties",
                              outputs ? outputs : tether_json_object());
@@ -307,13 +317,29 @@ tether_done *tether_reply_cancelled(tether_request *req) {
 tether_done *tether_reply_pending(tether_request *req) {
   pthread_mutex_lock(&tt_prov.mu);
   tt_prov_handler_state state = req->handler;
-  if (state == TT_PROV_HANDLER_RUNNING)
+  const char *wrong = NULL;
+  switch (state) {
+  case TT_PROV_HANDLER_RUNNING:
     req->handler = TT_PROV_HANDLER_PENDING;
+    break;
+  case TT_PROV_HANDLER_RESOLVED_EARLY:
+    /* The answer went out already; this was the handler's last act. The
+     * caller (the dispatcher) still holds a reference, so this one is
+     * never the last. */
+    req->handler = TT_PROV_HANDLER_DONE;
+    tt_prov_request_unref_locked(req);
+    break;
+  case TT_PROV_HANDLER_PENDING:
+    wrong = "called tether_reply_pending twice";
+    break;
+  case TT_PROV_HANDLER_NONE:
+  case TT_PROV_HANDLER_DONE:
+    wrong = "called tether_reply_pending after answering";
+    break;
+  }
   pthread_mutex_unlock(&tt_prov.mu);
-  if (state != TT_PROV_HANDLER_RUNNING)
-    misuse(req, state == TT_PROV_HANDLER_PENDING
-                    ? "called tether_reply_pending twice"
-                    : "called tether_reply_pending after answering");
+  if (wrong)
+    misuse(req, wrong);
   return done();
 }
 
@@ -337,8 +363,8 @@ tether_done *tether_check_inputs(tether_request *req, const tether_json *obj,
   if (!err)
     return NULL;
   size_t len;
-  char *text = tt_prov_error_text(req->id_text, p.code, p.message, p.data,
-                                  &len);
+  char *text =
+      tt_prov_error_text(req->id_text, p.code, p.message, p.data, &len);
   p.data = NULL;
   handler_answer(req, false, text, len);
   return done();

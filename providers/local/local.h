@@ -146,7 +146,8 @@ tether_done *tt_store_append(tt_store *s, tether_request *req,
 /* Stops holding the store: pending events are made durable first. With
  * remove, the state file is deleted as well. */
 bool tt_store_drop(tt_store *s, bool remove, tt_fail *fail);
-/* Drops every held store; for the end of the process. */
+/* Stops holding every store, their pending events made durable; for the
+ * end of the process (the memory is left to the exit). */
 void tt_store_drop_all(void);
 
 /* ---- Resource types ---- */

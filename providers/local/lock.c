@@ -54,7 +54,7 @@ static void write_record(const char *path) {
   if (!tt_write_file_atomic(file, text.data, text.len, 0644, false, err,
                             sizeof err))
     fprintf(stderr,
-            "tether-local: warning: could not record the holder of %s: %s\n",
+            "warning: could not record the holder of %s: %s\n",
             path, err);
   free(file);
   tether_buf_free(&text);

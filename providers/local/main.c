@@ -4,8 +4,6 @@
 #include <stddef.h>
 
 #include "local.h"
-#include "util.h"
-#include <stdio.h>
 
 static const tether_resource_type local_types[] = {
     {.name = "file",
@@ -54,11 +52,7 @@ int main(int argc, char **argv) {
                                .concurrency = 64,
                                .threads = 0,
                                .types = local_types};
-  unsigned long long t0 = tt_now_ns();
   int status = tether_provider_main(&info, argc, argv);
-  fprintf(stderr, "TIMING main %.1f ms\n", (tt_now_ns() - t0) / 1e6);
-  t0 = tt_now_ns();
   tt_store_drop_all();
-  fprintf(stderr, "TIMING drop %.1f ms\n", (tt_now_ns() - t0) / 1e6);
   return status;
 }

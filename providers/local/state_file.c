@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "local.h"
-#include "util.h"
 
 const tether_input tt_state_file_inputs[] = {
     {.name = "name", .kind = TETHER_JSON_STRING, .required = true},
@@ -178,20 +177,15 @@ tether_done *tt_state_file_state_read(tether_request *req) {
   if (!name)
     return done;
   tt_fail fail = {0};
-  unsigned long long t0 = tt_now_ns();
   tt_store *s = tt_store_hold(name, &fail);
   if (!s || !tt_store_sync(s, &fail))
     return tt_fail_reply(req, &fail);
-  fprintf(stderr, "TIMING replay %.1f ms\n", (tt_now_ns() - t0) / 1e6);
   tether_json *result = tether_json_object();
   result = tether_json_object_set(result, "state",
                                   tether_json_ref(tt_store_state(s)));
   result =
       tether_json_object_set(result, "index", tether_json_uint(tt_store_index(s)));
-  t0 = tt_now_ns();
-  tether_done *d = tether_reply_ok(req, result);
-  fprintf(stderr, "TIMING reply %.1f ms\n", (tt_now_ns() - t0) / 1e6);
-  return d;
+  return tether_reply_ok(req, result);
 }
 
 /* A string member of the params (at /key); *out is NULL when it is

@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,11 +106,11 @@ static uint64_t line_of(int fd, off_t offset) {
   return line;
 }
 
-static void fail_corrupt(reader *r, tt_fail *fail, off_t offset,
-                         const char *fmt, const char *what) {
-  uint64_t line = line_of(r->fd, offset);
+static void fail_corrupt(int fd, const char *path, tt_fail *fail,
+                         off_t offset, const char *fmt, const char *what) {
+  uint64_t line = line_of(fd, offset);
   tether_json *data = tether_json_object();
-  data = tether_json_object_set(data, "file", tether_json_string(r->path));
+  data = tether_json_object_set(data, "file", tether_json_string(path));
   data = tether_json_object_set(data, "line", tether_json_uint(line));
   data = tether_json_object_set(data, "offset",
                                 tether_json_int((int64_t)offset));
@@ -119,7 +120,7 @@ static void fail_corrupt(reader *r, tt_fail *fail, off_t offset,
               "state file %s is damaged at line %" PRIu64
               ", byte offset %lld: %s; nothing was changed, repair or "
               "restore the file",
-              r->path, line, (long long)offset, detail);
+              path, line, (long long)offset, detail);
 }
 
 typedef enum scan_result { SCAN_COMPLETE, SCAN_INCOMPLETE } scan_result;
@@ -193,8 +194,11 @@ static bool valid_beginning(const char *t, size_t n, tether_json_error *err) {
     tether_json *v = tether_json_parse(t, n - k, &e);
     if (v) {
       /* Complete, yet not found complete by the scanner: cannot happen
-       * for text the two read alike, so it is not a cut. */
+       * for text the two read alike, so it is not a cut either. */
       tether_json_unref(v);
+      err->offset = n - k;
+      snprintf(err->message, sizeof err->message,
+               "a complete JSON text where the scanner saw none");
       return false;
     }
     if (k == 0)
@@ -219,21 +223,24 @@ static bool classify_tail(reader *r, tt_fail *fail) {
   if (n == 0)
     return true; /* only zero bytes: space a crash allocated, never data */
   if (t[0] != '{') {
-    fail_corrupt(r, fail, at, "%s",
+    fail_corrupt(r->fd, r->path, fail, at, "%s",
                  t[0] == '\0' ? "zero bytes followed by more data"
                               : "expected '{' starting an event");
     return false;
   }
   tether_json_error err;
   if (!valid_beginning(t, n, &err)) {
-    fail_corrupt(r, fail, at + (off_t)err.offset, "%s", parse_reason(&err));
+    fail_corrupt(r->fd, r->path, fail, at + (off_t)err.offset, "%s", parse_reason(&err));
     return false;
   }
   return true;
 }
 
-/* Checks the shape of one event and gives its index. */
-static const char *check_event(const tether_json *ev, uint64_t *index) {
+/* Checks the shape of one event and gives its index. The first event's
+ * meta must have its "time"; later ones are only looked into as far as
+ * replaying needs, which keeps a long replay fast. */
+static const char *check_event(const tether_json *ev, bool first,
+                               uint64_t *index) {
   if (!tether_json_is_object(ev))
     return "an event must be a JSON object";
   if (!tether_json_get_uint(tether_json_object_get(ev, "index"), index))
@@ -241,7 +248,7 @@ static const char *check_event(const tether_json *ev, uint64_t *index) {
   const tether_json *meta = tether_json_object_get(ev, "meta");
   if (!tether_json_is_object(meta))
     return "the event has no \"meta\" object";
-  if (!tether_json_is_string(tether_json_object_get(meta, "time")))
+  if (first && !tether_json_is_string(tether_json_object_get(meta, "time")))
     return "the event's meta has no \"time\" string";
   if (!tether_json_is_array(tether_json_object_get(ev, "patch")))
     return "the event has no \"patch\" array";
@@ -260,11 +267,19 @@ const char *tt_log_check_state(const tether_json *state) {
   return NULL;
 }
 
-/* Applies one parsed event found at file offset `at`. */
-static bool apply_event(reader *r, tt_log_replay *out, tether_json *ev,
-                        off_t at, tt_fail *fail) {
+/* Resolving: events applied in order to the state. */
+typedef struct applier {
+  int fd;
+  const char *path;
+  tt_log_replay *out;
+  tt_fail *fail;
+} applier;
+
+/* Applies one parsed event (consumed) found at file offset `at`. */
+static bool apply_event(applier *a, tether_json *ev, off_t at) {
+  tt_log_replay *out = a->out;
   uint64_t index = 0;
-  const char *err = check_event(ev, &index);
+  const char *err = check_event(ev, out->events == 0, &index);
   char why[400];
   if (!err && out->events == 0 && index != 0)
     err = "the first event must have index 0";
@@ -291,7 +306,7 @@ static bool apply_event(reader *r, tt_log_replay *out, tether_json *ev,
     err = tt_log_check_state(out->state);
   tether_json_unref(ev);
   if (err) {
-    fail_corrupt(r, fail, at, "%s", err);
+    fail_corrupt(a->fd, a->path, a->fail, at, "%s", err);
     return false;
   }
   out->index = out->events;
@@ -320,20 +335,268 @@ static int find_text_end(reader *r, size_t *end, tt_fail *fail) {
   while (scan_text(r, end) == SCAN_INCOMPLETE) {
     if (r->eof)
       return 0;
-    if (!refill(r))
-      return -1;
-    if (r->len - r->pos >= check_at) {
+    /* Everything scanned so far belongs to this one unfinished text. */
+    if (r->scanned >= check_at) {
       check_at *= 2;
       tether_json_error err;
-      if (!valid_beginning(r->buf + r->pos, r->len - r->pos, &err)) {
-        fail_corrupt(r, fail, r->base + (off_t)(r->pos + err.offset), "%s",
+      if (!valid_beginning(r->buf + r->pos, r->scanned, &err)) {
+        fail_corrupt(r->fd, r->path, fail,
+                     r->base + (off_t)(r->pos + err.offset), "%s",
                      parse_reason(&err));
         errno = 0;
         return -1;
       }
     }
+    if (!refill(r))
+      return -1;
   }
   return 1;
+}
+
+/* Where read_events hands each parsed event (consumed) and its offset.
+ * Returning false stops the reading. */
+typedef bool event_sink(void *ctx, tether_json *ev, off_t at);
+
+typedef enum read_status {
+  READ_DONE,    /* the end of the file, or max events */
+  READ_FAILED,  /* damage or a read error: fail says which */
+  READ_STOPPED  /* the sink said stop */
+} read_status;
+
+/* What the reading found besides the events. */
+typedef struct read_end {
+  uint64_t texts;     /* events handed to the sink */
+  off_t append_at;    /* just after the whole events and their whitespace */
+  off_t file_size;
+  bool need_newline;  /* the byte before append_at is not '\n' */
+  off_t torn_at;      /* where an incomplete last event starts, or -1 */
+} read_end;
+
+/* Cuts the file into JSON texts and parses them, in order, into sink. A
+ * tail that holds no complete text is classified: torn (recorded in
+ * end->torn_at) or damage. */
+static read_status read_events(reader *r, uint64_t max_events,
+                               event_sink *sink, void *ctx, read_end *end,
+                               tt_fail *fail) {
+  char prev = '\n'; /* the byte before the next text; none counts as '\n' */
+  end->texts = 0;
+  end->torn_at = -1;
+  for (;;) {
+    /* Skip the whitespace between texts. */
+    for (;;) {
+      while (r->pos < r->len && is_space(r->buf[r->pos]))
+        prev = r->buf[r->pos++];
+      if (r->pos < r->len || r->eof)
+        break;
+      if (!refill(r))
+        goto read_error;
+    }
+    off_t at = r->base + (off_t)r->pos;
+    if (r->pos == r->len)
+      break; /* the end of the file, after whole events */
+    if (max_events && end->texts >= max_events)
+      return READ_DONE;
+    /* The fast path: the event is the rest of its line. */
+    size_t stop = 0;
+    tether_json *ev = NULL;
+    const char *nl = memchr(r->buf + r->pos, '\n', r->len - r->pos);
+    if (nl && r->buf[r->pos] == '{') {
+      stop = (size_t)(nl - r->buf);
+      ev = tether_json_parse(r->buf + r->pos, stop - r->pos, NULL);
+    }
+    if (!ev) {
+      int found = 0;
+      if (r->buf[r->pos] == '{') {
+        found = find_text_end(r, &stop, fail);
+        if (found < 0 && errno == 0)
+          return READ_FAILED;
+        if (found < 0)
+          goto read_error;
+        at = r->base + (off_t)r->pos;
+      } else if (r->buf[r->pos] != '\0') {
+        char what[48];
+        unsigned char c = (unsigned char)r->buf[r->pos];
+        if (c > 0x20 && c < 0x7f)
+          snprintf(what, sizeof what, "'%c'", c);
+        else
+          snprintf(what, sizeof what, "byte 0x%02X", c);
+        fail_corrupt(r->fd, r->path, fail, at,
+                     "expected '{' starting an event, found %s", what);
+        return READ_FAILED;
+      }
+      if (!found) {
+        /* Nothing complete before the end of the file: a torn tail, or
+         * damage. r->pos stays at it: the next event goes there. */
+        if (!read_to_end(r))
+          goto read_error;
+        if (!classify_tail(r, fail))
+          return READ_FAILED;
+        end->torn_at = at;
+        break;
+      }
+      tether_json_error err;
+      ev = tether_json_parse(r->buf + r->pos, stop - r->pos, &err);
+      if (!ev) {
+        fail_corrupt(r->fd, r->path, fail, at + (off_t)err.offset, "%s",
+                     parse_reason(&err));
+        return READ_FAILED;
+      }
+    }
+    end->texts++;
+    if (!sink(ctx, ev, at))
+      return READ_STOPPED;
+    prev = r->buf[stop - 1];
+    r->pos = stop;
+  }
+  end->append_at = r->base + (off_t)r->pos;
+  end->file_size = r->base + (off_t)r->len;
+  end->need_newline = prev != '\n';
+  return READ_DONE;
+read_error:
+  tt_fail_set(fail, TETHER_ERR_FAILED, NULL, "reading state file %s: %s",
+              r->path, strerror(errno));
+  return READ_FAILED;
+}
+
+static bool apply_sink(void *ctx, tether_json *ev, off_t at) {
+  return apply_event(ctx, ev, at);
+}
+
+/* ---- Replaying on two threads ----
+ *
+ * Parsing and applying take about the same time on a long log, so a
+ * reader thread reads and parses while the calling thread applies, in
+ * order, through a bounded queue. A parsed event passes wholly from one
+ * thread to the other under the queue's mutex, which is how tether/json.h
+ * allows values to cross threads. */
+
+#define QUEUE_CAP 1024
+#define BATCH 64
+
+typedef struct parsed {
+  tether_json *ev;
+  off_t at;
+} parsed;
+
+typedef struct handoff {
+  pthread_mutex_t mu;
+  pthread_cond_t filled;  /* events arrived, or the reader finished */
+  pthread_cond_t drained; /* room freed, or the applier stopped */
+  parsed ring[QUEUE_CAP];
+  size_t head;
+  size_t count;
+  bool finished; /* the reader is done: status, end and fail are set */
+  bool stop;     /* the applier wants no more */
+  reader *r;
+  read_status status;
+  read_end end;
+  tt_fail fail;
+  /* The reader's batch, handed over BATCH events at a time. */
+  parsed batch[BATCH];
+  size_t batched;
+} handoff;
+
+/* Moves the reader's batch into the queue; false when the applier has
+ * stopped (the batch is then dropped). */
+static bool hand_over(handoff *h) {
+  pthread_mutex_lock(&h->mu);
+  while (h->count + h->batched > QUEUE_CAP && !h->stop)
+    pthread_cond_wait(&h->drained, &h->mu);
+  bool stop = h->stop;
+  if (!stop) {
+    for (size_t i = 0; i < h->batched; i++)
+      h->ring[(h->head + h->count + i) % QUEUE_CAP] = h->batch[i];
+    h->count += h->batched;
+    pthread_cond_signal(&h->filled);
+  }
+  pthread_mutex_unlock(&h->mu);
+  if (stop)
+    for (size_t i = 0; i < h->batched; i++)
+      tether_json_unref(h->batch[i].ev);
+  h->batched = 0;
+  return !stop;
+}
+
+static bool queue_sink(void *ctx, tether_json *ev, off_t at) {
+  handoff *h = ctx;
+  h->batch[h->batched++] = (parsed){ev, at};
+  return h->batched < BATCH || hand_over(h);
+}
+
+static void *reader_main(void *arg) {
+  handoff *h = arg;
+  read_end end;
+  tt_fail fail = {0};
+  read_status status = read_events(h->r, 0, queue_sink, h, &end, &fail);
+  if (status != READ_STOPPED && h->batched && !hand_over(h))
+    status = READ_STOPPED;
+  pthread_mutex_lock(&h->mu);
+  h->status = status;
+  h->end = end;
+  h->fail = fail;
+  h->finished = true;
+  pthread_cond_signal(&h->filled);
+  pthread_mutex_unlock(&h->mu);
+  return NULL;
+}
+
+/* Applies what the reader thread parses until it finishes or an event
+ * fails to apply. Returns the reader's status (READ_STOPPED when the
+ * applier stopped it). */
+static read_status replay_threaded(reader *r, applier *a, read_end *end,
+                                   tt_fail *fail) {
+  handoff *h = tt_calloc(1, sizeof *h);
+  pthread_mutex_init(&h->mu, NULL);
+  pthread_cond_init(&h->filled, NULL);
+  pthread_cond_init(&h->drained, NULL);
+  h->r = r;
+  pthread_t thread;
+  if (pthread_create(&thread, NULL, reader_main, h) != 0) {
+    /* No second thread: read and apply on this one. */
+    free(h);
+    return read_events(r, 0, apply_sink, a, end, fail);
+  }
+  parsed take[QUEUE_CAP];
+  bool applying = true;
+  pthread_mutex_lock(&h->mu);
+  for (;;) {
+    while (h->count == 0 && !h->finished)
+      pthread_cond_wait(&h->filled, &h->mu);
+    if (h->count == 0)
+      break; /* finished, and everything applied */
+    size_t n = h->count;
+    for (size_t i = 0; i < n; i++)
+      take[i] = h->ring[(h->head + i) % QUEUE_CAP];
+    h->head = (h->head + n) % QUEUE_CAP;
+    h->count = 0;
+    pthread_cond_signal(&h->drained);
+    pthread_mutex_unlock(&h->mu);
+    for (size_t i = 0; i < n; i++) {
+      if (applying)
+        applying = apply_event(a, take[i].ev, take[i].at);
+      else
+        tether_json_unref(take[i].ev);
+    }
+    pthread_mutex_lock(&h->mu);
+    if (!applying) {
+      h->stop = true;
+      pthread_cond_signal(&h->drained);
+    }
+  }
+  pthread_mutex_unlock(&h->mu);
+  pthread_join(thread, NULL);
+  read_status status = applying ? h->status : READ_STOPPED;
+  *end = h->end;
+  if (status == READ_FAILED) {
+    *fail = h->fail;
+  } else {
+    tether_json_unref(h->fail.data);
+  }
+  pthread_mutex_destroy(&h->mu);
+  pthread_cond_destroy(&h->filled);
+  pthread_cond_destroy(&h->drained);
+  free(h);
+  return status;
 }
 
 bool tt_log_replay_fd(int fd, const char *path, uint64_t max_events,
@@ -341,104 +604,34 @@ bool tt_log_replay_fd(int fd, const char *path, uint64_t max_events,
   reader r = {.fd = fd, .path = path};
   memset(out, 0, sizeof *out);
   out->state = tether_json_object();
-  char prev = '\n'; /* the byte before the next text; none counts as '\n' */
-  bool ok = false;
-  for (;;) {
-    /* Skip the whitespace between texts. */
-    for (;;) {
-      while (r.pos < r.len && is_space(r.buf[r.pos]))
-        prev = r.buf[r.pos++];
-      if (r.pos < r.len || r.eof)
-        break;
-      if (!refill(&r))
-        goto read_error;
-    }
-    off_t at = r.base + (off_t)r.pos;
-    if (r.pos == r.len)
-      break; /* the end of the file, after whole events */
-    if (max_events && out->events >= max_events) {
-      ok = true;
-      goto done;
-    }
-    /* The fast path: the event is the rest of its line. */
-    size_t end = 0;
-    tether_json *ev = NULL;
-    const char *nl = memchr(r.buf + r.pos, '\n', r.len - r.pos);
-    if (nl && r.buf[r.pos] == '{') {
-      end = (size_t)(nl - r.buf);
-      ev = tether_json_parse(r.buf + r.pos, end - r.pos, NULL);
-    }
-    if (!ev) {
-      int found = 0;
-      if (r.buf[r.pos] == '{') {
-        found = find_text_end(&r, &end, fail);
-        if (found < 0 && errno == 0)
-          goto done;
-        if (found < 0)
-          goto read_error;
-        at = r.base + (off_t)r.pos;
-      } else if (r.buf[r.pos] != '\0') {
-        char what[48];
-        unsigned char c = (unsigned char)r.buf[r.pos];
-        if (c > 0x20 && c < 0x7f)
-          snprintf(what, sizeof what, "'%c'", c);
-        else
-          snprintf(what, sizeof what, "byte 0x%02X", c);
-        fail_corrupt(&r, fail, at, "expected '{' starting an event, found %s",
-                     what);
-        goto done;
-      }
-      if (!found) {
-        /* Nothing complete before the end of the file: a torn tail, or
-         * damage. */
-        if (!read_to_end(&r))
-          goto read_error;
-        if (!classify_tail(&r, fail))
-          goto done;
-        if (out->events == 0) {
-          fail_corrupt(&r, fail, at, "%s",
-                       "the file has no complete first event");
-          goto done;
-        }
-        fprintf(stderr,
-                "tether-local: warning: state file %s: ignoring an "
-                "incomplete last event at line %" PRIu64
-                ", byte offset %lld (%lld bytes): a write cut short, never "
-                "acknowledged; the next append cuts it off\n",
-                path, line_of(fd, at), (long long)at,
-                (long long)(r.base + (off_t)r.len - at));
-        break; /* r.pos stays at the tail: the next event goes there */
-      }
-      tether_json_error err;
-      ev = tether_json_parse(r.buf + r.pos, end - r.pos, &err);
-      if (!ev) {
-        fail_corrupt(&r, fail, at + (off_t)err.offset, "%s",
-                     parse_reason(&err));
-        goto done;
-      }
-    }
-    if (!apply_event(&r, out, ev, at, fail))
-      goto done;
-    prev = r.buf[end - 1];
-    r.pos = end;
-  }
-  if (out->events == 0) {
-    fail_corrupt(&r, fail, 0, "%s",
-                 "the file is empty: a state file starts with event 0");
-    goto done;
-  }
-  /* The next event goes where the whole events end (with their trailing
-   * whitespace), so a torn tail is cut off by the next append. */
-  out->append_at = r.base + (off_t)r.pos;
-  out->file_size = r.base + (off_t)r.len;
-  out->need_newline = prev != '\n';
-  ok = true;
-  goto done;
-read_error:
-  tt_fail_set(fail, TETHER_ERR_FAILED, NULL, "reading state file %s: %s",
-              path, strerror(errno));
-done:
+  applier a = {.fd = fd, .path = path, .out = out, .fail = fail};
+  read_end end;
+  /* Validating the first event is too little work for a thread. */
+  read_status status =
+      max_events ? read_events(&r, max_events, apply_sink, &a, &end, fail)
+                 : replay_threaded(&r, &a, &end, fail);
   free(r.buf);
+  bool ok = status == READ_DONE;
+  if (ok && max_events && out->events >= max_events) {
+    /* Validated as far as asked. */
+  } else if (ok && out->events == 0) {
+    ok = false;
+    fail_corrupt(fd, path, fail, end.torn_at >= 0 ? end.torn_at : 0, "%s",
+                 end.torn_at >= 0
+                     ? "the file has no complete first event"
+                     : "the file is empty: a state file starts with event 0");
+  } else if (ok) {
+    out->append_at = end.append_at;
+    out->file_size = end.file_size;
+    out->need_newline = end.need_newline;
+    if (end.torn_at >= 0)
+      fprintf(stderr,
+              "warning: state file %s: ignoring an incomplete last event at "
+              "line %" PRIu64 ", byte offset %lld (%lld bytes): a write cut "
+              "short, never acknowledged; the next append cuts it off\n",
+              path, line_of(fd, end.torn_at), (long long)end.torn_at,
+              (long long)(end.file_size - end.torn_at));
+  }
   if (!ok) {
     tether_json_unref(out->state);
     out->state = NULL;

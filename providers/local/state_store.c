@@ -280,9 +280,8 @@ static bool apply_patch(tt_store *s, const tether_json *patch,
     tether_json *data = tether_json_object();
     data = tether_json_object_set(data, "op", tether_json_int(err.op));
     tt_fail_set(fail, TETHER_ERR_INVALID_PARAMS, data,
-                "patch operation %ld does not apply to the state in %s: %s; "
-                "nothing was written",
-                err.op, s->name, err.message);
+                "%s; nothing was written to state file %s", err.message,
+                s->name);
     return false;
   }
   const char *bad = guard ? tt_log_check_state(s->state) : NULL;
@@ -370,7 +369,7 @@ tether_done *tt_store_append(tt_store *s, tether_request *req,
                       host_version, patch);
   if (s->file_size > s->append_at) {
     fprintf(stderr,
-            "tether-local: state file %s: cutting off the incomplete last "
+            "state file %s: cutting off the incomplete last "
             "event (%lld bytes at offset %lld) before appending\n",
             s->name, (long long)(s->file_size - s->append_at),
             (long long)s->append_at);
@@ -446,11 +445,38 @@ static void stop_flusher(tt_store *s) {
     pthread_join(s->flusher, NULL);
 }
 
-bool tt_store_drop(tt_store *s, bool remove, tt_fail *fail) {
+/* Stops holding s: its pending events are made durable, its holder record
+ * goes, and closing the file releases the lock. */
+static void release(tt_store *s) {
   stop_flusher(s);
+  tt_lock_forget(s->name);
+  close(s->fd);
+  s->fd = -1;
+}
+
+static void unlist(tt_store *s) {
+  for (tt_store **p = &held; *p; p = &(*p)->next) {
+    if (*p == s) {
+      *p = s->next;
+      break;
+    }
+  }
+}
+
+static void free_store(tt_store *s) {
+  tether_json_unref(s->state);
+  free(s->queue);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  free(s->name);
+  free(s);
+}
+
+bool tt_store_drop(tt_store *s, bool remove, tt_fail *fail) {
   bool ok = true;
   char err[512];
   if (remove) {
+    stop_flusher(s);
     if (unlink(s->name) != 0 && errno != ENOENT) {
       tt_fail_set(fail, TETHER_ERR_FAILED, NULL, "deleting state file %s: %s",
                   s->name, strerror(errno));
@@ -461,26 +487,18 @@ bool tt_store_drop(tt_store *s, bool remove, tt_fail *fail) {
       ok = false;
     }
   }
-  tt_lock_forget(s->name);
-  close(s->fd);
-  for (tt_store **p = &held; *p; p = &(*p)->next) {
-    if (*p == s) {
-      *p = s->next;
-      break;
-    }
-  }
-  tether_json_unref(s->state);
-  free(s->queue);
-  pthread_mutex_destroy(&s->mu);
-  pthread_cond_destroy(&s->cv);
-  free(s->name);
-  free(s);
+  release(s);
+  unlist(s);
+  free_store(s);
   return ok;
 }
 
 void tt_store_drop_all(void) {
-  while (held) {
-    tt_fail fail = {0};
-    tt_store_drop(held, false, &fail);
-  }
+  /* The process is ending: the states are not freed, which for a large
+   * store would be tens of milliseconds spent on memory the exit returns
+   * anyway. They stay on the list, reachable, so a leak checker does not
+   * take them for leaks. */
+  for (tt_store *s = held; s; s = s->next)
+    if (s->fd >= 0)
+      release(s);
 }

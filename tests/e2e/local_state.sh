@@ -195,6 +195,27 @@ expect_out '"resources":{}'
 expect_out '"index":3'
 end
 
+begin "what tether appends reads as NixOps4 reads it: a stream of events"
+if command -v jq >/dev/null 2>&1; then
+  tt 30 run create --provider-exe "$LOCAL" --type state_file \
+    --input-str name "$CASE_DIR/stream.json"
+  for i in 1 2 3; do
+    state_event stream.json "[{\"op\":\"add\",\"path\":\"/resources/r$i\",\"value\":{\"text\":\"line\\nbreak \\\"quoted\\\" \\u00e9\"}}]"
+  done
+  # jq reads a sequence of JSON texts the way serde's stream reader in
+  # NixOps4 does; each must be an event with the fields NixOps4 requires.
+  got=$(jq -c -s 'map([.index, (.meta.time | type), (.patch | type)])' \
+    "$CASE_DIR/stream.json" 2>&1)
+  want='[[0,"string","array"],[1,"string","array"],[2,"string","array"],[3,"string","array"]]'
+  [ "$got" = "$want" ] || fail "jq reads $got, want $want"
+  got=$(jq -r -s '.[3].patch[0].value.text' "$CASE_DIR/stream.json")
+  [ "$got" = "$(printf 'line\nbreak "quoted" \303\251')" ] ||
+    fail "a string came back as $got"
+  end
+else
+  skip "jq is not installed"
+fi
+
 begin "events in any whitespace layout, several on a line"
 printf '%s' '  {"index":0,"meta":{"time":"t"},"patch":[{"op":"add","path":"","value":{"_type":"nixopsState","resources":{},"deployments":{}}}]} {"index":1,"meta":{"time":"t"},"patch":[{"op":"add","path":"/resources/x","value":1}]}
 	{"index":2,

@@ -20,7 +20,8 @@ run_local() { # OP ARGS...
 # ---- initialize ----
 
 begin "initialize describes every type"
-printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1,"host":{"name":"e2e","version":"0"}}}' |
+printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1,"host":{"name":"e2e","version":"0"}}}' \
+  '{"jsonrpc":"2.0","id":2,"method":"shutdown"}' '{"jsonrpc":"2.0","method":"exit"}' |
   TETHER_TEST_MARK=$MARK timeout 10 "$LOCAL" >"$OUT" 2>"$ERR"
 RC=$?
 expect_rc 0

@@ -99,6 +99,22 @@ for framing in ndjson content-length; do
   end
 done
 
+# SPEC section 1: argv without a shell, TETHER_PROVIDER and TETHER_PROTOCOL
+# in the environment, a process group of its own, and the stop sequence
+# (shutdown, then exit) when all went well.
+begin "spawned and stopped as the SPEC says"
+run_mb 10 create "good stats=$CASE_DIR/stats note=\$(touch\${IFS}$CASE_DIR/shell)" \
+  --type thing --input-str a b
+expect_rc 0
+expect_out '"a":"b"'
+for kv in stop=exit host=tether env=1 own_group=1; do
+  got=$(stat_of "$CASE_DIR/stats" "${kv%%=*}")
+  [ "$got" = "${kv#*=}" ] ||
+    fail "the provider saw ${kv%%=*}=${got:-nothing}, want $kv"
+done
+[ ! -e "$CASE_DIR/shell" ] || fail "the provider's argv went through a shell"
+end
+
 begin "--nixops-version is another name for --host-version"
 run_mb 10 state-event good --type thing --inputs-json '{"name":"s.json"}' \
   --event create --nixops-version 0.1.0 --patch-json '[]'
@@ -335,6 +351,8 @@ begin "stray text on stdout is quoted"
 run_mb 10 create stray --type thing --input-str a b
 expect_rc 1
 expect_err 'hello world' "the stray text"
+expect_err 'printing by mistake' "the provider's stderr"
+expect_err 'create' "the operation"
 expect_within 5
 end
 
@@ -342,6 +360,7 @@ begin "stray text on stdout before initialize is quoted"
 run_mb 10 create stray-init --type thing --input-str a b
 expect_rc 1
 expect_err 'hello world' "the stray text"
+expect_err 'printing by mistake' "the provider's stderr"
 expect_within 5
 end
 
@@ -349,6 +368,7 @@ begin "a cut-off JSON text is quoted"
 run_mb 10 create bad-json --type thing --input-str a b
 expect_rc 1
 expect_err 'jsonrpc' "the bytes"
+expect_err 'answering in haste' "the provider's stderr"
 expect_within 5
 end
 
@@ -370,6 +390,7 @@ begin "a response over the 64 MiB limit"
 run_mb 30 create big --type thing --input-str a b
 expect_rc 1
 expect_err 'too (large|big|long)|limit|exceed|MiB' "the size limit"
+expect_err 'answering at length' "the provider's stderr"
 expect_within 15
 end
 

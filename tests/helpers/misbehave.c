@@ -8,6 +8,8 @@
  * correct baseline, "good". It speaks the protocol by hand rather than
  * through the provider library, because most modes have to break it at the
  * byte level: a library that keeps a provider correct would get in the way.
+ * Its framing is its own too, not protocol/framing.c: a misreading of the
+ * SPEC shared by both ends of the pipe would pass unnoticed.
  *
  * Every mode is the good provider with one thing changed: it answers
  * `initialize` per SPEC section 4 with one type, "thing", that supports all
@@ -22,14 +24,26 @@
  *   size=BYTES     size of the oversized answer (default 65 MiB)
  *   bytes=BYTES    how much stderr the flood writes (default 50 MB)
  *   byte_us=US     pause between bytes in bytewise mode (default 1000)
- *   stats=PATH     at exit, write "max_inflight=N requests=N framing=F"
- *                  to PATH: the most operations in flight at once, how
- *                  many arrived, and the framing the host used
+ *   stats=PATH     on a clean end (exit notification or EOF), write what
+ *                  the host did to PATH, one line of
+ *                  KEY=VALUE words:
+ *                    max_inflight  the most operations in flight at once
+ *                    requests      how many operations arrived
+ *                    framing       ndjson, content-length or none
+ *                    stop          how it ended: "exit" (shutdown, then
+ *                                  exit), "exit-without-shutdown", "eof",
+ *                                  "eof-after-shutdown" or "other"
+ *                    host          the host's name from initialize
+ *                    env           1 when TETHER_PROVIDER=1 and
+ *                                  TETHER_PROTOCOL=1 were set
+ *                    own_group     1 when it leads its own process group
  *   touch=PATH     create PATH when the first operation arrives, so a test
  *                  knows the provider is in the middle of a request
  *   child=1        leave a child process behind (as leave-child does)
  *   ignore_term=1  ignore SIGTERM and every way of being asked to stop
  *   mark=WORD      ignored: lets a test find every process it started
+ *   note=TEXT      ignored: lets a test pass shell syntax, to see that the
+ *                  host does not run providers through a shell
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +61,7 @@
 
 #include "tether/json.h"
 #include "tether/protocol.h"
+#include "util.h"
 
 #define WRONG_ID 424242
 #define STRAY_TEXT "hello world\n"
@@ -111,16 +126,12 @@ static struct {
   size_t npending, cappending;
   int max_inflight;
   long requests;
+  const char *stop; /* how the provider ended; set, it ends serve() */
+  int status;       /* the exit status it ends with */
+  char host[64];    /* initialize's host.name */
 } P;
 
 /* ---- Small helpers ---- */
-
-static unsigned long long now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (unsigned long long)ts.tv_sec * 1000000000ull +
-         (unsigned long long)ts.tv_nsec;
-}
 
 static void sleep_us(long us) {
   struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
@@ -237,14 +248,12 @@ static void schedule(const request *r, tether_json *result, long delay_ms,
   }
   if (P.npending == P.cappending) {
     P.cappending = P.cappending ? 2 * P.cappending : 16;
-    P.pending = realloc(P.pending, P.cappending * sizeof *P.pending);
-    if (!P.pending)
-      abort();
+    P.pending = tt_realloc(P.pending, P.cappending * sizeof *P.pending);
   }
   P.pending[P.npending++] = (pending){
       .id = tether_json_ref(r->id),
       .result = result,
-      .due_ns = now_ns() + (unsigned long long)delay_ms * 1000000ull,
+      .due_ns = tt_now_ns() + (unsigned long long)delay_ms * 1000000ull,
       .cancellable = cancellable};
 }
 
@@ -254,7 +263,7 @@ static void drop_pending(size_t i) {
 }
 
 static void send_due_answers(void) {
-  unsigned long long now = now_ns();
+  unsigned long long now = tt_now_ns();
   for (size_t i = 0; i < P.npending;) {
     if (P.pending[i].due_ns > now) {
       i++;
@@ -269,7 +278,7 @@ static void send_due_answers(void) {
 static int next_due_ms(void) {
   if (P.npending == 0)
     return -1;
-  unsigned long long now = now_ns(), first = P.pending[0].due_ns;
+  unsigned long long now = tt_now_ns(), first = P.pending[0].due_ns;
   for (size_t i = 1; i < P.npending; i++)
     if (P.pending[i].due_ns < first)
       first = P.pending[i].due_ns;
@@ -386,6 +395,9 @@ static void answer_initialize(const request *r) {
     return;
   }
   P.initialized = true;
+  const char *host = tether_json_string_value(tether_json_object_get(
+      tether_json_object_get(r->params, "host"), "name"));
+  snprintf(P.host, sizeof P.host, "%s", host ? host : "");
   send_json(response(r->id, initialize_result()));
 }
 
@@ -404,7 +416,7 @@ static void init_exit(const request *r) {
     fprintf(stderr, "misbehave: loading plugin %d of 40\n", i);
   fprintf(stderr, "misbehave: cannot read /nonexistent/misbehave.conf: "
                   "No such file or directory\n");
-  exit(4);
+  _exit(4);
 }
 
 static void init_wrong_version(const request *r) {
@@ -416,7 +428,10 @@ static void init_wrong_version(const request *r) {
       "misbehave speaks protocol version 7 only"));
 }
 
+/* The modes that put something other than a message on stdout say so on
+ * stderr first: the host's report has to show both. */
 static void init_stray(const request *r) {
+  fprintf(stderr, "misbehave: printing by mistake\n");
   write_all(1, STRAY_TEXT, strlen(STRAY_TEXT));
   answer_initialize(r);
 }
@@ -444,7 +459,7 @@ static void op_crash(const request *r) {
   (void)r;
   /* The operation's name stays out of this line: the host has to say it. */
   fprintf(stderr, "misbehave: crashing on purpose\n");
-  exit(3);
+  _exit(3);
 }
 
 static void op_sigkill(const request *r) {
@@ -467,6 +482,7 @@ static void op_hang(const request *r) {
 }
 
 static void op_stray(const request *r) {
+  fprintf(stderr, "misbehave: printing by mistake\n");
   write_all(1, STRAY_TEXT, strlen(STRAY_TEXT));
   op_good(r);
 }
@@ -475,6 +491,7 @@ static void op_bad_json(const request *r) {
   (void)r;
   /* A message cut short: it parses as nothing. */
   static const char cut[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"out";
+  fprintf(stderr, "misbehave: answering in haste\n");
   tether_buf out;
   tether_buf_init(&out);
   frame(&out, cut, strlen(cut));
@@ -496,6 +513,7 @@ static void op_both(const request *r) {
 
 static void op_big(const request *r) {
   /* Built as text: a value of this size would only double the memory. */
+  fprintf(stderr, "misbehave: answering at length\n");
   tether_buf json;
   tether_buf_init(&json);
   size_t id_len;
@@ -563,8 +581,7 @@ static void op_partial(const request *r) {
   tether_buf_init(&out);
   frame_json(&out, response(r->id, echo_result(r)));
   write_all(1, out.data, out.len / 2);
-  tether_buf_free(&out);
-  exit(0);
+  _exit(0);
 }
 
 static const mode modes[] = {
@@ -629,11 +646,19 @@ static void write_stats(void) {
   FILE *f = fopen(P.opt.stats_path, "w");
   if (!f)
     return;
-  fprintf(f, "max_inflight=%d requests=%ld framing=%s\n", P.max_inflight,
-          P.requests,
+  const char *provider = getenv("TETHER_PROVIDER");
+  const char *protocol = getenv("TETHER_PROTOCOL");
+  bool env = provider && !strcmp(provider, "1") && protocol &&
+             !strcmp(protocol, "1");
+  fprintf(f,
+          "max_inflight=%d requests=%ld framing=%s stop=%s host=%s env=%d "
+          "own_group=%d\n",
+          P.max_inflight, P.requests,
           P.framing == FRAMING_CL       ? "content-length"
           : P.framing == FRAMING_NDJSON ? "ndjson"
-                                        : "none");
+                                        : "none",
+          P.stop ? P.stop : "other", P.host[0] ? P.host : "none", env,
+          getpgrp() == getpid());
   fclose(f);
 }
 
@@ -714,7 +739,8 @@ static void handle_notification(const char *method,
   if (!strcmp(method, "exit")) {
     if (P.opt.flags & MODE_IGNORE_TERM)
       hang_forever();
-    exit(P.shut_down ? 0 : 1);
+    P.stop = P.shut_down ? "exit" : "exit-without-shutdown";
+    P.status = P.shut_down ? 0 : 1;
   }
   if (!strcmp(method, "$/cancelRequest"))
     cancel(tether_json_object_get(params, "id"));
@@ -797,15 +823,10 @@ static bool next_message(tether_buf *msg) {
   return true;
 }
 
-static void on_eof(void) {
-  if (P.opt.flags & MODE_IGNORE_TERM)
-    hang_forever();
-  exit(0);
-}
-
+/* Reads and answers until the host says exit or closes stdin. */
 static void serve(void) {
   char chunk[65536];
-  for (;;) {
+  while (!P.stop) {
     struct pollfd pfd = {.fd = 0, .events = POLLIN};
     int n = poll(&pfd, 1, next_due_ms());
     if (n < 0 && errno != EINTR) {
@@ -818,12 +839,16 @@ static void serve(void) {
     ssize_t got = read(0, chunk, sizeof chunk);
     if (got < 0 && errno == EINTR)
       continue;
-    if (got <= 0)
-      on_eof();
+    if (got <= 0) {
+      if (P.opt.flags & MODE_IGNORE_TERM)
+        hang_forever();
+      P.stop = P.shut_down ? "eof-after-shutdown" : "eof";
+      break;
+    }
     tether_buf_append(&P.in, chunk, (size_t)got);
     tether_buf msg;
     tether_buf_init(&msg);
-    while (next_message(&msg)) {
+    while (!P.stop && next_message(&msg)) {
       if (msg.len > 0)
         handle_message(msg.data, msg.len);
       msg.len = 0;
@@ -841,7 +866,7 @@ static void usage(FILE *to) {
     fprintf(to, "  %-20s %s\n", modes[i].name, modes[i].help);
   fprintf(to, "Options: concurrency=N delay=MS size=BYTES bytes=BYTES "
               "byte_us=US stats=PATH touch=PATH child=1 ignore_term=1 "
-              "mark=WORD\n");
+              "mark=WORD note=TEXT\n");
 }
 
 static long number_option(const char *key, const char *value) {
@@ -867,8 +892,11 @@ static void parse_options(int argc, char **argv) {
       fprintf(stderr, "misbehave: %s: options are KEY=VALUE\n", argv[i]);
       exit(2);
     }
-    *eq = '\0';
-    const char *k = argv[i], *v = eq + 1;
+    /* argv stays as it is: it is what /proc/PID/cmdline shows, where the
+     * tests look for the mark. */
+    char k[32];
+    snprintf(k, sizeof k, "%.*s", (int)(eq - argv[i]), argv[i]);
+    const char *v = eq + 1;
     if (!strcmp(k, "concurrency"))
       P.opt.concurrency = (int)number_option(k, v);
     else if (!strcmp(k, "delay"))
@@ -887,7 +915,7 @@ static void parse_options(int argc, char **argv) {
       P.opt.flags |= MODE_LEAVE_CHILD;
     else if (!strcmp(k, "ignore_term") && number_option(k, v))
       P.opt.flags |= MODE_IGNORE_TERM;
-    else if (strcmp(k, "mark") && strcmp(k, "child") &&
+    else if (strcmp(k, "mark") && strcmp(k, "note") && strcmp(k, "child") &&
              strcmp(k, "ignore_term")) {
       fprintf(stderr, "misbehave: unknown option %s\n", k);
       exit(2);
@@ -938,7 +966,14 @@ int main(int argc, char **argv) {
     signal(SIGTERM, SIG_IGN);
   if (P.opt.flags & MODE_LEAVE_CHILD)
     leave_child();
-  atexit(write_stats);
   tether_buf_init(&P.in);
   serve();
+  write_stats();
+  while (P.npending > 0) {
+    tether_json_unref(P.pending[0].result);
+    drop_pending(0);
+  }
+  free(P.pending);
+  tether_buf_free(&P.in);
+  return P.status;
 }

@@ -101,18 +101,17 @@ static void content_length_messages(void **state) {
       "\r\n"
       "Content-Length: 8\n\n[\"a\n\",1]"
       "CONTENT-LENGTH:  2 \r\n\r\n{}";
-  static const char *const want[] = {"{\"a\":1}", "[2,3]", "[\"a\n\",1]",
-                                     "{}"};
-  expect_messages(TT_FRAMING_CONTENT_LENGTH, stream, sizeof stream - 1,
-                  want, 4);
+  static const char *const want[] = {"{\"a\":1}", "[2,3]", "[\"a\n\",1]", "{}"};
+  expect_messages(TT_FRAMING_CONTENT_LENGTH, stream, sizeof stream - 1, want,
+                  4);
 }
 
 static void content_length_empty_body(void **state) {
   static const char stream[] = "Content-Length: 0\r\n\r\nContent-Length: 1\r\n"
                                "\r\n1";
   static const char *const want[] = {"", "1"};
-  expect_messages(TT_FRAMING_CONTENT_LENGTH, stream, sizeof stream - 1,
-                  want, 2);
+  expect_messages(TT_FRAMING_CONTENT_LENGTH, stream, sizeof stream - 1, want,
+                  2);
 }
 
 static void detect_ndjson(void **state) {

@@ -265,6 +265,7 @@ struct harness {
   int nreplies;
   tt_reply_kind kinds[MAX_REPLIES];
   int codes[MAX_REPLIES];
+  bool sent[MAX_REPLIES];
   char messages[MAX_REPLIES][1024];
   char data[MAX_REPLIES][4096];
   char results[MAX_REPLIES][512];
@@ -339,6 +340,7 @@ static void h_reply(tt_provider *p, const tt_reply *rep, void *user) {
   assert_true(i < MAX_REPLIES);
   h->kinds[i] = rep->kind;
   h->codes[i] = rep->code;
+  h->sent[i] = rep->sent;
   h->users[i] = user;
   snprintf(h->messages[i], sizeof h->messages[i], "%s",
            rep->message ? rep->message : "");
@@ -493,6 +495,8 @@ static void test_exit_while_handling(void **state) {
   assert_string_equal(h->messages[1],
                       "provider 'fake' exited with status 3 before create of "
                       "type thing was sent");
+  assert_true(h->sent[0]);
+  assert_false(h->sent[1]);
   assert_contains(h->data[0], "\"stderr\":[\"about to fail\"]");
   assert_contains(h->data[0], "\"exitStatus\":3");
   assert_string_equal(h->exit_desc, "exited with status 3");
@@ -824,6 +828,68 @@ static void test_kill_all_now(void **state) {
   harness_free(h);
 }
 
+/* Two providers on one loop, as the deployment engine runs them: one
+ * dying does not disturb the other. */
+struct pair {
+  int dead;
+  int replies;
+  tt_reply_kind kinds[2];
+  char messages[2][256];
+  tt_provider *ok;
+  uv_timer_t *watchdog;
+};
+
+static void pair_dead(tt_provider *p, void *user) {
+  struct pair *pr = user;
+  if (++pr->dead == 2)
+    uv_close((uv_handle_t *)pr->watchdog, NULL);
+  tt_provider_free(p);
+}
+
+static void pair_reply(tt_provider *p, const tt_reply *rep, void *user) {
+  struct pair *pr = *(struct pair **)user;
+  int which = p == pr->ok ? 0 : 1;
+  pr->replies++;
+  pr->kinds[which] = rep->kind;
+  snprintf(pr->messages[which], sizeof pr->messages[which], "%s",
+           rep->message ? rep->message : "");
+  if (p == pr->ok)
+    tt_provider_stop(p);
+}
+
+static void quiet_log(tt_provider *p, const char *level, const char *line,
+                      size_t len, void *user) {}
+
+static void test_two_providers_one_loop(void **state) {
+  struct harness *h = harness_new();
+  struct pair pr = {.watchdog = &h->watchdog};
+  static struct pair *ref;
+  ref = &pr;
+  static const char *ok_args[] = {"fake-provider", "log", NULL};
+  static const char *bad_args[] = {"fake-provider", "exit3", NULL};
+  tt_provider_config cfg = {.executable = self_path, .on_dead = pair_dead,
+                            .on_log = quiet_log, .user = &pr,
+                            .stop_grace_ms = 300, .kill_grace_ms = 300};
+  cfg.name = "good";
+  cfg.args = ok_args;
+  pr.ok = tt_provider_start(&h->loop, &cfg);
+  cfg.name = "bad";
+  cfg.args = bad_args;
+  tt_provider *bad = tt_provider_start(&h->loop, &cfg);
+  tether_json *params = tether_json_object();
+  params = tether_json_object_set(params, "type", tether_json_string("thing"));
+  tt_provider_request(bad, "create", tether_json_ref(params), 0, pair_reply, &ref);
+  tt_provider_request(pr.ok, "create", params, 0, pair_reply, &ref);
+  run_loop(h);
+  assert_int_equal(pr.dead, 2);
+  assert_int_equal(pr.replies, 2);
+  assert_int_equal(pr.kinds[0], TT_REPLY_RESULT);
+  assert_int_equal(pr.kinds[1], TT_REPLY_FAILED);
+  assert_string_equal(pr.messages[1], "provider 'bad' exited with status 3 "
+                                      "while handling create of type thing");
+  harness_free(h);
+}
+
 static void test_find_executable(void **state) {
   tether_buf err;
   tether_buf_init(&err);
@@ -903,6 +969,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_environment_and_group),
       cmocka_unit_test(test_request_after_death),
       cmocka_unit_test(test_kill_all_now),
+      cmocka_unit_test(test_two_providers_one_loop),
       cmocka_unit_test(test_find_executable),
       cmocka_unit_test(test_describe),
   };

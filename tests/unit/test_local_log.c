@@ -279,7 +279,8 @@ static void events_larger_than_the_buffer(void **state) {
   write_file(b.data, b.len);
   tt_log_replay rep;
   tt_fail fail = {0};
-  assert_true(replay(&rep, &fail));
+  if (!replay(&rep, &fail))
+    fail_msg("%s", fail.message);
   assert_int_equal(rep.index, 3);
   assert_int_equal(rep.append_at, (off_t)b.len);
   assert_int_equal(tether_json_string_length(tether_json_pointer_get(
@@ -314,8 +315,8 @@ static void early_damage_is_found_without_reading_everything(void **state) {
   tt_fail fail = {0};
   assert_false(replay(&rep, &fail));
   assert_int_equal(fail.code, TETHER_ERR_STATE_CORRUPT);
-  assert_int_equal(data_int(&fail, "line"), 3);
-  assert_true(data_int(&fail, "offset") > (int64_t)damage);
+  assert_int_equal(data_int(&fail, "line"), 2);
+  assert_true(data_int(&fail, "offset") >= (int64_t)damage);
   tether_json_unref(fail.data);
   tether_buf_free(&b);
 }

@@ -32,8 +32,7 @@ static void expect_kind(const char *text, tt_msg_kind kind,
   tt_msg m;
   classify_text(text, &m);
   if (m.kind != kind)
-    fail_msg("%s: kind %d, want %d (%s)", text, m.kind, kind,
-             m.invalid_reason);
+    fail_msg("%s: kind %d, want %d (%s)", text, m.kind, kind, m.invalid_reason);
   char *id = id_text(&m);
   if (strcmp(id, want_id) != 0)
     fail_msg("%s: id %s, want %s", text, id, want_id);
@@ -53,8 +52,8 @@ static void expect_invalid(const char *text, const char *want_id,
     fail_msg("%s: id %s, want %s", text, id, want_id);
   free(id);
   if (!strstr(m.invalid_reason, reason))
-    fail_msg("%s: reason \"%s\" does not say \"%s\"", text,
-             m.invalid_reason, reason);
+    fail_msg("%s: reason \"%s\" does not say \"%s\"", text, m.invalid_reason,
+             reason);
   tt_msg_free(&m);
 }
 
@@ -98,8 +97,8 @@ static void notifications(void **state) {
   assert_null(m.id);
   assert_string_equal(m.method, "$/cancelRequest");
   tt_msg_free(&m);
-  expect_kind("{\"jsonrpc\":\"2.0\",\"method\":\"exit\"}",
-              TT_MSG_NOTIFICATION, "absent");
+  expect_kind("{\"jsonrpc\":\"2.0\",\"method\":\"exit\"}", TT_MSG_NOTIFICATION,
+              "absent");
 }
 
 static void responses(void **state) {
@@ -141,15 +140,15 @@ static void invalid_messages(void **state) {
                  "must be \"2.0\"");
   expect_invalid("{\"jsonrpc\":2.0,\"id\":1,\"method\":\"x\"}", "1",
                  "must be \"2.0\"");
-  expect_invalid("{\"jsonrpc\":\"2.0\\u0000\",\"id\":1,\"method\":\"x\"}",
-                 "1", "must be \"2.0\"");
+  expect_invalid("{\"jsonrpc\":\"2.0\\u0000\",\"id\":1,\"method\":\"x\"}", "1",
+                 "must be \"2.0\"");
   /* An id of the wrong kind cannot be echoed: the answer gets null. */
-  expect_invalid("{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"x\"}",
-                 "absent", "\"id\" must be");
-  expect_invalid("{\"jsonrpc\":\"2.0\",\"id\":true,\"method\":\"x\"}",
-                 "absent", "\"id\" must be");
-  expect_invalid("{\"jsonrpc\":\"2.0\",\"id\":[1],\"method\":\"x\"}",
-                 "absent", "\"id\" must be");
+  expect_invalid("{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"x\"}", "absent",
+                 "\"id\" must be");
+  expect_invalid("{\"jsonrpc\":\"2.0\",\"id\":true,\"method\":\"x\"}", "absent",
+                 "\"id\" must be");
+  expect_invalid("{\"jsonrpc\":\"2.0\",\"id\":[1],\"method\":\"x\"}", "absent",
+                 "\"id\" must be");
   /* The specification's own example: answered, although it has no id. */
   expect_invalid("{\"jsonrpc\":\"2.0\",\"method\":1,\"params\":\"bar\"}",
                  "absent", "\"method\" must be a string");
@@ -162,8 +161,8 @@ static void invalid_messages(void **state) {
   expect_invalid("{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"x\","
                  "\"result\":1}",
                  "4", "must not carry");
-  expect_invalid("{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"a\\u0000b\"}",
-                 "4", "NUL");
+  expect_invalid("{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"a\\u0000b\"}", "4",
+                 "NUL");
   expect_invalid("{\"jsonrpc\":\"2.0\",\"id\":4}", "4", "neither");
   expect_invalid("{\"foo\":\"boo\"}", "absent", "jsonrpc");
 }
@@ -185,8 +184,8 @@ static void invalid_responses(void **state) {
   expect_invalid("{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":"
                  "99999999999,\"message\":\"m\"}}",
                  "1", "error.code");
-  expect_invalid("{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":1}}",
-                 "1", "error.message");
+  expect_invalid("{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":1}}", "1",
+                 "error.message");
 }
 
 static void ids(void **state) {
@@ -245,10 +244,10 @@ static void builders(void **state) {
   expect_dump(tt_rpc_error(NULL, -32700, "parse error", NULL),
               "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,"
               "\"message\":\"parse error\"}}");
-  expect_dump(tt_rpc_error(tether_json_int(9), -32001, "unknown",
-                           tether_json_array()),
-              "{\"jsonrpc\":\"2.0\",\"id\":9,\"error\":{\"code\":-32001,"
-              "\"message\":\"unknown\",\"data\":[]}}");
+  expect_dump(
+      tt_rpc_error(tether_json_int(9), -32001, "unknown", tether_json_array()),
+      "{\"jsonrpc\":\"2.0\",\"id\":9,\"error\":{\"code\":-32001,"
+      "\"message\":\"unknown\",\"data\":[]}}");
 }
 
 static void built_messages_classify_back(void **state) {
@@ -277,15 +276,21 @@ static void error_names(void **state) {
                       "state store locked");
   assert_string_equal(tether_error_name(TETHER_ERR_CANCELLED),
                       "request cancelled");
-  static const int all[] = {
-      TETHER_ERR_PARSE,          TETHER_ERR_INVALID_REQUEST,
-      TETHER_ERR_METHOD_NOT_FOUND, TETHER_ERR_INVALID_PARAMS,
-      TETHER_ERR_INTERNAL,       TETHER_ERR_FAILED,
-      TETHER_ERR_UNKNOWN_TYPE,   TETHER_ERR_NOT_INITIALIZED,
-      TETHER_ERR_REQUIRES_STATE, TETHER_ERR_UNSUPPORTED,
-      TETHER_ERR_STATE_LOCKED,   TETHER_ERR_STATE_CONFLICT,
-      TETHER_ERR_STATE_CORRUPT,  TETHER_ERR_NOT_FOUND,
-      TETHER_ERR_CANCELLED};
+  static const int all[] = {TETHER_ERR_PARSE,
+                            TETHER_ERR_INVALID_REQUEST,
+                            TETHER_ERR_METHOD_NOT_FOUND,
+                            TETHER_ERR_INVALID_PARAMS,
+                            TETHER_ERR_INTERNAL,
+                            TETHER_ERR_FAILED,
+                            TETHER_ERR_UNKNOWN_TYPE,
+                            TETHER_ERR_NOT_INITIALIZED,
+                            TETHER_ERR_REQUIRES_STATE,
+                            TETHER_ERR_UNSUPPORTED,
+                            TETHER_ERR_STATE_LOCKED,
+                            TETHER_ERR_STATE_CONFLICT,
+                            TETHER_ERR_STATE_CORRUPT,
+                            TETHER_ERR_NOT_FOUND,
+                            TETHER_ERR_CANCELLED};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
     assert_non_null(tether_error_name(all[i]));
     for (size_t j = 0; j < i; j++)
