@@ -12,4 +12,11 @@ int tt_run_main(int argc, char **argv);
 /* `tether patch DOC.json PATCH.json`: host/patch_command.c. */
 int tt_patch_main(int argc, char **argv);
 
+/* host/engine_commands.c: the commands that work on a deployment. */
+int tt_cmd_apply(int argc, char **argv);
+int tt_cmd_plan(int argc, char **argv);
+int tt_cmd_destroy(int argc, char **argv);
+int tt_cmd_state(int argc, char **argv);
+int tt_cmd_graph(int argc, char **argv);
+
 #endif /* TETHER_HOST_COMMANDS_H */

@@ -141,11 +141,20 @@ static bool dump_open(const tether_json *v, tether_buf *out) {
   }
   case TETHER_JSON_ARRAY:
   case TETHER_JSON_OBJECT: {
-    const char *text;
-    size_t len;
-    if (tt_json_raw_text(v, &text, &len)) {
-      tether_buf_append(out, text, len);
-      return false;
+    uint32_t tok;
+    tt_json_text *t = tt_json_raw_claim(v, &tok, true);
+    if (t) {
+      /* A raw text is the serialization, unless it repeats keys. */
+      bool copied = !t->dups;
+      if (copied) {
+        const char *text;
+        size_t len;
+        tt_json_text_slice(t, tok, &text, &len);
+        tether_buf_append(out, text, len);
+      }
+      tt_json_raw_release(v, t);
+      if (copied)
+        return false;
     }
     tt_json_force(v);
     tether_buf_append_char(out, v->kind == TETHER_JSON_ARRAY ? '[' : '{');
@@ -178,6 +187,8 @@ void tether_json_dump(const tether_json *v, tether_buf *out) {
       if (f->i)
         tether_buf_append_char(out, ',');
       child = a->items[f->i++];
+      if (f->i < a->count)
+        __builtin_prefetch(a->items[f->i]);
     } else {
       const tt_json_object *o = (const tt_json_object *)f->v;
       while (f->i < o->used && !o->members[f->i].value)
@@ -188,6 +199,10 @@ void tether_json_dump(const tether_json *v, tether_buf *out) {
         continue;
       }
       const tt_member *m = &o->members[f->i++];
+      /* The members of a large object live all over the heap: fetch the
+       * next one's node while this one is written. */
+      if (f->i < o->used && o->members[f->i].value)
+        __builtin_prefetch(o->members[f->i].value);
       if (f->written++)
         tether_buf_append_char(out, ',');
       tether_json_dump_string(tt_member_key(o, m), m->key_len, out);

@@ -1,8 +1,9 @@
 /*
  * json_internal.h: the representation behind tether/json.h, shared by the
- * files that implement it (json_value.c, json_number.c, json_parse.c,
- * json_dump.c, json_pointer.c, json_patch.c). Nothing outside protocol/json*
- * should include it.
+ * files that implement it (json_value.c, json_object.c, json_array.c,
+ * json_number.c, json_parse.c, json_build.c, json_dump.c, json_pointer.c,
+ * json_patch.c)
+ * and by their unit tests. Nothing else should include it.
  *
  * NODES. Every value is a heap node that starts with `struct tether_json`
  * (reference count and kind) and continues with the fields of its kind:
@@ -26,6 +27,11 @@
  * a large document and stored elsewhere (a patch's "value" stored in a
  * state document) does not pin the document, containers detach raw values
  * as they adopt them: the value gets a text of its own (tt_json_adopt).
+ *
+ * The text of a raw container is exactly its serialization (the parser
+ * writes strings with escapes the way the serializer would), except in a
+ * text where some object repeats a key (tt_json_text.dups): there the last
+ * value wins, which only a materialized object shows.
  */
 #ifndef TETHER_PROTOCOL_JSON_INTERNAL_H
 #define TETHER_PROTOCOL_JSON_INTERNAL_H
@@ -72,8 +78,10 @@ typedef struct tt_tok {
 
 /*
  * A validated JSON text without insignificant whitespace, shared by the raw
- * nodes that point into it. The tokens are computed when the text is parsed
- * and on demand for a text made by detaching (toks is NULL until then).
+ * nodes that point into it. A parsed text has its tokens; a text made by
+ * detaching a small value has none (toks NULL), and its one raw node
+ * (token 0) is materialized by scanning it, which a valid compact text
+ * allows.
  */
 typedef struct tt_json_text {
   atomic_uint refs;
@@ -91,8 +99,9 @@ typedef struct tt_json_text {
 
 typedef struct tt_json_array {
   tether_json head;
-  /* Non-NULL while the array is raw: then tok indexes raw->toks and the
-   * fields below are unused. */
+  /* Non-NULL while the array is raw: then tok is its token in raw and the
+   * fields below are unused. TT_RAW_BUSY while a thread has claimed it
+   * (see tt_json_raw_claim). */
   _Atomic(tt_json_text *) raw;
   uint32_t tok;
   size_t count;
@@ -114,7 +123,7 @@ typedef struct tt_member {
 
 typedef struct tt_json_object {
   tether_json head;
-  _Atomic(tt_json_text *) raw;
+  _Atomic(tt_json_text *) raw; /* as in tt_json_array */
   uint32_t tok;
   tt_member *members; /* in insertion order, tombstones included */
   size_t used;        /* members[0..used) are occupied or tombstones */
@@ -145,16 +154,17 @@ tt_json_number *tt_json_alloc_number(size_t len);
  * them with a single update). */
 tether_json *tt_json_new_raw(tether_json_kind kind, tt_json_text *t,
                              uint32_t tok);
+void tt_json_text_ref(tt_json_text *t);
 void tt_json_text_unref(tt_json_text *t);
 /* A new text holding a copy of s[0..len), with room for ntok tokens
  * (toks NULL when ntok is 0); one reference. */
 tt_json_text *tt_json_text_new(const char *s, size_t len, uint32_t ntok,
                                bool dups);
-void tt_json_text_ref(tt_json_text *t);
 
 /* Materializes a raw container (no-op otherwise). Safe on a value other
  * threads read. */
 void tt_json_force(const tether_json *v);
+/* Whether v is a raw container (or one being materialized). */
 static inline bool tt_json_is_raw(const tether_json *v) {
   if (v->kind == TETHER_JSON_ARRAY)
     return atomic_load_explicit(&((const tt_json_array *)v)->raw,
@@ -173,11 +183,33 @@ static inline const tt_json_object *tt_obj(const tether_json *v) {
   return (const tt_json_object *)v;
 }
 
-/* The text and token of a raw container, or NULL once it is
- * materialized. */
-tt_json_text *tt_json_raw_of(const tether_json *v, uint32_t *tok);
-/* The compact text of a raw container: false when v is not raw. */
-bool tt_json_raw_text(const tether_json *v, const char **s, size_t *len);
+/* Reading a raw container's text while another thread materializes the
+ * container (which gives up the container's reference to the text) would
+ * race, so readers claim the container the way materialization does:
+ * tt_json_raw_claim returns the text with the container marked busy, or
+ * NULL when it is not raw, and tt_json_raw_release ends the claim. Without
+ * wait, a container another thread holds yields TT_RAW_BUSY at once.
+ * While holding a claim, claim nothing else with wait set: two threads
+ * doing so in opposite orders would wait for each other forever. */
+extern tt_json_text tt_json_busy_marker;
+#define TT_RAW_BUSY (&tt_json_busy_marker)
+tt_json_text *tt_json_raw_claim(const tether_json *v, uint32_t *tok,
+                                bool wait);
+void tt_json_raw_release(const tether_json *v, tt_json_text *t);
+/* Where token tok's value lies in t (token 0 is all of it). */
+static inline void tt_json_text_slice(const tt_json_text *t, uint32_t tok,
+                                      const char **s, size_t *len) {
+  if (tok == 0) {
+    *s = t->text;
+    *len = t->len;
+  } else {
+    *s = t->text + t->toks[tok].start;
+    *len = t->toks[tok].end - t->toks[tok].start;
+  }
+}
+/* The length of the whole text behind raw container v, 0 when v is not
+ * raw: shows whether a value has a text of its own (for tests). */
+size_t tt_json_raw_text_size(const tether_json *v);
 
 /* Prepares v for being stored inside a container: detaches a raw value
  * from a larger text it shares (see the top of this file). Consumes v and
@@ -218,11 +250,13 @@ static inline const char *tt_member_key(const tt_json_object *o,
 void tt_json_array_insert_at(tt_json_array *a, size_t i, tether_json *v);
 tether_json *tt_json_array_take_at(tt_json_array *a, size_t i);
 
-/* ---- json_parse.c ---- */
+/* ---- json_build.c ---- */
 
 /* The value at token j of t, ready to be stored anywhere: a scalar, or a
  * raw container with a text of its own (see tt_json_adopt). */
 tether_json *tt_json_build_detached(tt_json_text *t, uint32_t j);
+/* A scalar from its validated literal p[0..len). */
+tether_json *tt_json_build_scalar(const char *p, size_t len);
 /* Unescapes the contents s[0..len) of a validated string literal into out
  * (room for len bytes); returns the length. */
 size_t tt_json_unescape(const char *s, size_t len, char *out);

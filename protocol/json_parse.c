@@ -6,7 +6,8 @@
  * tokens into the index that lazy materialization uses (json_internal.h).
  *
  * The validation pass is authoritative: it checks every byte itself and
- * uses the tokens only to record structure. When jsmn gives up early (it
+ * uses the tokens only to record structure. Building values from the
+ * result is json_build.c's part. When jsmn gives up early (it
  * stops at the first error, or at a NUL byte), the pass keeps validating
  * without tokens, so the error reported is always the first one in the
  * text, with its offset.
@@ -29,7 +30,7 @@
  * stack: most protocol messages are small. */
 #define STACK_TOKENS 256
 
-/* ---- Errors ---- */
+/* ---- The validation pass ---- */
 
 typedef struct walker {
   const char *s;
@@ -41,8 +42,8 @@ typedef struct walker {
   unsigned ti; /* next token */
   bool jsmn_ok;
   bool follow;
-  /* Output: the token index (may overlay jt, see take_token) and the
-   * compacted text (NULL when the text is known to be compact). */
+  /* Output: the token index (may overlay jt, see claim_token) and the
+   * compacted text; both NULL for a document that is a single scalar. */
   tt_tok *out;
   char *dst;
   size_t dlen;
@@ -343,8 +344,6 @@ static bool scan_literal(walker *w) {
 
 /* ---- Canonical strings ---- */
 
-static size_t unescape(const char *s, size_t len, char *out);
-
 /* Rewrites the string literal s[q..w->pos), which has escapes, into the
  * compacted text the way tether_json_dump would write its value: escapes
  * only for '"', '\\' and control characters, every other character as
@@ -360,7 +359,7 @@ static void canonicalize_string(walker *w, size_t q) {
   size_t len = end - q - 2;
   char small[256];
   char *raw = len <= sizeof small ? small : tt_malloc(len);
-  size_t ulen = unescape(w->s + q + 1, len, raw);
+  size_t ulen = tt_json_unescape(w->s + q + 1, len, raw);
   char *d = w->dst + w->dlen;
   size_t o = 0;
   d[o++] = '"';
@@ -699,300 +698,6 @@ static void run_jsmn(const char *s, size_t len, jsmntok_t *stack_toks,
 }
 
 
-/* ---- Building values ---- */
-
-static size_t unescape(const char *s, size_t len, char *out) {
-  size_t i = 0, o = 0;
-  while (i < len) {
-    const char *b = memchr(s + i, '\\', len - i);
-    size_t run = b ? (size_t)(b - (s + i)) : len - i;
-    memcpy(out + o, s + i, run);
-    o += run;
-    i += run;
-    if (!b)
-      break;
-    char e = s[i + 1];
-    i += 2;
-    switch (e) {
-    case 'b':
-      out[o++] = '\b';
-      break;
-    case 'f':
-      out[o++] = '\f';
-      break;
-    case 'n':
-      out[o++] = '\n';
-      break;
-    case 'r':
-      out[o++] = '\r';
-      break;
-    case 't':
-      out[o++] = '\t';
-      break;
-    case 'u': {
-      uint32_t cp = (uint32_t)hex4(s + i, 4);
-      i += 4;
-      if (cp >= 0xD800 && cp <= 0xDBFF) {
-        uint32_t lo = (uint32_t)hex4(s + i + 2, 4);
-        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-        i += 6;
-      }
-      o += tt_utf8_encode(cp, out + o);
-      break;
-    }
-    default: /* '"', '\\' and '/' stand for themselves */
-      out[o++] = e;
-      break;
-    }
-  }
-  return o;
-}
-
-/* A string value from the contents of a validated string literal. */
-static tether_json *build_string(const char *s, size_t len) {
-  if (!memchr(s, '\\', len))
-    return tt_json_new_string_raw(s, len);
-  /* Unescaping only ever shortens. */
-  tt_json_string *n = tt_json_alloc_string(len);
-  n->len = unescape(s, len, n->bytes);
-  n->bytes[n->len] = '\0';
-  return &n->head;
-}
-
-/* A scalar from its validated text p[0..len). */
-static tether_json *build_scalar(const char *p, size_t len) {
-  switch (*p) {
-  case '"':
-    return build_string(p + 1, len - 2);
-  case 't':
-    return tether_json_bool(true);
-  case 'f':
-    return tether_json_bool(false);
-  case 'n':
-    return tether_json_null();
-  default: {
-    tt_json_number *n = tt_json_alloc_number(len);
-    memcpy(n->text, p, len);
-    return &n->head;
-  }
-  }
-}
-
-/* The value at token j of t. A container becomes a raw node on t that
- * takes over a reference the caller accounts for; *raw counts them. */
-static tether_json *build_value(tt_json_text *t, uint32_t j, size_t *raw) {
-  const tt_tok *k = &t->toks[j];
-  const char *p = t->text + k->start;
-  if (*p == '{' || *p == '[') {
-    (*raw)++;
-    return tt_json_new_raw(*p == '{' ? TETHER_JSON_OBJECT : TETHER_JSON_ARRAY,
-                           t, j);
-  }
-  return build_scalar(p, k->end - k->start);
-}
-
-tether_json *tt_json_build_detached(tt_json_text *t, uint32_t j) {
-  const tt_tok *k = &t->toks[j];
-  const char *p = t->text + k->start;
-  if (*p != '{' && *p != '[')
-    return build_scalar(p, k->end - k->start);
-  tether_json_kind kind =
-      *p == '{' ? TETHER_JSON_OBJECT : TETHER_JSON_ARRAY;
-  if (j == 0 || k->next - j > 64) {
-    /* Large: tt_json_adopt decides whether it keeps its tokens. */
-    tt_json_text_ref(t);
-    return tt_json_adopt(tt_json_new_raw(kind, t, j));
-  }
-  return tt_json_new_raw(
-      kind, tt_json_text_new(p, k->end - k->start, 0, t->dups), 0);
-}
-
-size_t tt_json_unescape(const char *s, size_t len, char *out) {
-  return unescape(s, len, out);
-}
-
-/* ---- Materializing a text without tokens ---- */
-
-/* A detached value's text has no token index (json_internal.h): it is
- * known to be valid and compact, so finding where its members start and
- * end is a plain scan, cheaper than tokenizing it again. */
-
-/* The end of the string literal at s; end bounds the text. */
-static const char *skip_string(const char *s, const char *end) {
-  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-  s++;
-  for (;;) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    while (end - s >= 8) {
-      uint64_t x;
-      memcpy(&x, s, 8);
-      uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-      uint64_t m = (((q - ones) & ~q) | ((b - ones) & ~b)) & high;
-      if (m) {
-        s += __builtin_ctzll(m) / 8;
-        break;
-      }
-      s += 8;
-    }
-#endif
-    if (*s == '"')
-      return s + 1;
-    if (*s == '\\')
-      s += 2;
-    else
-      s++;
-  }
-}
-
-/* The end of the value at s; end bounds the text. */
-static const char *skip_value(const char *s, const char *end) {
-  switch (*s) {
-  case '"':
-    return skip_string(s, end);
-  case '{':
-  case '[': {
-    size_t depth = 0;
-    for (;;) {
-      char c = *s;
-      if (c == '"') {
-        s = skip_string(s, end);
-        continue;
-      }
-      s++;
-      if (c == '{' || c == '[')
-        depth++;
-      else if ((c == '}' || c == ']') && --depth == 0)
-        return s;
-    }
-  }
-  case 't':
-  case 'n':
-    return s + 4;
-  case 'f':
-    return s + 5;
-  default:
-    while (is_digit(*s) || *s == '-' || *s == '+' || *s == '.' ||
-           *s == 'e' || *s == 'E')
-      s++;
-    return s;
-  }
-}
-
-static void materialize_scanned(tether_json *v, tt_json_text *t) {
-  bool object = v->kind == TETHER_JSON_OBJECT;
-  const char *s = t->text + 1, *end = t->text + t->len;
-  if (*s == (object ? '}' : ']'))
-    return;
-  char small[128];
-  for (;;) {
-    const char *kp = NULL;
-    size_t klen = 0;
-    char *heap = NULL;
-    if (object) {
-      const char *kend = skip_string(s, end);
-      kp = s + 1;
-      klen = (size_t)(kend - s) - 2;
-      if (memchr(kp, '\\', klen)) {
-        char *buf = klen <= sizeof small ? small : (heap = tt_malloc(klen));
-        klen = unescape(kp, klen, buf);
-        kp = buf;
-      }
-      s = kend + 1; /* past the ':' */
-    }
-    const char *e = skip_value(s, end);
-    tether_json *value;
-    if (*s == '{' || *s == '[') {
-      tt_json_text *nt = tt_json_text_new(s, (size_t)(e - s), 0, t->dups);
-      value = tt_json_new_raw(*s == '{' ? TETHER_JSON_OBJECT
-                                         : TETHER_JSON_ARRAY,
-                              nt, 0);
-    } else {
-      value = build_scalar(s, (size_t)(e - s));
-    }
-    if (object) {
-      tt_json_object *o = (tt_json_object *)v;
-      long dup = t->dups ? tt_json_object_find(o, kp, klen) : -1;
-      if (dup >= 0) {
-        tether_json_unref(o->members[dup].value);
-        o->members[dup].value = value;
-      } else {
-        tt_json_object_append(o, kp, klen, value);
-      }
-      free(heap);
-    } else {
-      tt_json_array *a = (tt_json_array *)v;
-      tt_json_array_insert_at(a, a->count, value);
-    }
-    s = e;
-    if (*s != ',')
-      return;
-    s++;
-  }
-}
-
-size_t tt_json_materialize(tether_json *v, tt_json_text *t, uint32_t tok) {
-  if (!t->toks) {
-    materialize_scanned(v, t);
-    return 0;
-  }
-  const tt_tok *toks = t->toks;
-  uint32_t count = toks[tok].count;
-  uint32_t j = tok + 1;
-  size_t raw = 0;
-  if (v->kind == TETHER_JSON_ARRAY) {
-    tt_json_array *a = (tt_json_array *)v;
-    a->items = count ? tt_malloc(count * sizeof *a->items) : NULL;
-    a->cap = count;
-    for (uint32_t k = 0; k < count; k++) {
-      a->items[k] = build_value(t, j, &raw);
-      j = toks[j].next;
-    }
-    a->count = count;
-    return raw;
-  }
-
-  tt_json_object *o = (tt_json_object *)v;
-  if (!count)
-    return 0;
-  /* Size the key arena from the literal lengths, an upper bound. */
-  size_t key_bytes = 0;
-  for (uint32_t k = 0, jj = j; k < count; k++) {
-    key_bytes += toks[jj].end - toks[jj].start - 1;
-    jj = toks[jj + 1].next;
-  }
-  tt_json_object_reserve(o, count, key_bytes);
-  char small[128];
-  for (uint32_t k = 0; k < count; k++) {
-    const char *kp = t->text + toks[j].start + 1;
-    size_t klen = toks[j].end - toks[j].start - 2;
-    char *heap = NULL;
-    if (memchr(kp, '\\', klen)) {
-      char *buf = klen <= sizeof small ? small : (heap = tt_malloc(klen));
-      klen = unescape(kp, klen, buf);
-      kp = buf;
-    }
-    size_t raw_before = raw;
-    tether_json *value = build_value(t, j + 1, &raw);
-    if (t->dups && raw != raw_before) {
-      /* The value may be dropped for a later duplicate right here, so its
-       * reference to t must be real at once. */
-      tt_json_text_ref(t);
-      raw--;
-    }
-    /* A duplicate key: the last value wins, at the first one's place. */
-    long dup = t->dups ? tt_json_object_find(o, kp, klen) : -1;
-    if (dup >= 0) {
-      tether_json_unref(o->members[dup].value);
-      o->members[dup].value = value;
-    } else {
-      tt_json_object_append(o, kp, klen, value);
-    }
-    free(heap);
-    j = toks[j + 1].next;
-  }
-  return raw;
-}
-
 /* ---- Duplicate keys ---- */
 
 /* Whether the object at token tok really repeats a key. */
@@ -1020,7 +725,7 @@ static bool repeats_key(const tt_json_text *t, uint32_t tok) {
     keys[k] = (key){(size_t)(p - t->text), len, false};
     if (memchr(p, '\\', len)) {
       tether_buf_reserve(&arena, len);
-      size_t ulen = unescape(p, len, arena.data + arena.len);
+      size_t ulen = tt_json_unescape(p, len, arena.data + arena.len);
       keys[k] = (key){arena.len, ulen, true};
       arena.len += ulen;
     }
@@ -1061,7 +766,7 @@ static tether_json *parse_scalar(const char *text, size_t len,
   size_t start = 0;
   while (is_ws(text[start]))
     start++;
-  return build_scalar(text + start, w.value_end - start);
+  return tt_json_build_scalar(text + start, w.value_end - start);
 }
 
 tether_json *tether_json_parse(const char *text, size_t len,
@@ -1155,6 +860,7 @@ tether_json *tether_json_parse(const char *text, size_t len,
   free(w.suspects);
 
   /* The root takes over the reference the text was created with. */
-  size_t raw = 0;
-  return build_value(t, 0, &raw);
+  return tt_json_new_raw(t->text[0] == '{' ? TETHER_JSON_OBJECT
+                                           : TETHER_JSON_ARRAY,
+                         t, 0);
 }

@@ -710,14 +710,18 @@ bool tether_json_patch(tether_json **doc, const tether_json *patch,
   tt_sbuf_init(&p.last);
   tt_sbuf_init(&p.path_buf);
   tt_sbuf_init(&p.from_buf);
-  /* A raw patch is read from its tokens. The patch node holds the text
-   * while it stays raw; an operation the fast path declines materializes
-   * it, so from then on the text is held here. */
+  /* A raw patch is read from its tokens, with a reference to its text:
+   * an operation the fast path declines materializes the patch, which
+   * then lets go of the text. */
   uint32_t tok = 0;
-  tt_json_text *t = tt_json_raw_of(patch, &tok);
-  if (t && !t->toks)
-    t = NULL;
-  bool held = false;
+  tt_json_text *t = tt_json_raw_claim(patch, &tok, true);
+  if (t) {
+    if (t->toks)
+      tt_json_text_ref(t);
+    tt_json_raw_release(patch, t);
+    if (!t->toks)
+      t = NULL;
+  }
   uint32_t j = tok + 1;
   bool ok = true;
   size_t n = t ? t->toks[tok].count : tether_json_array_size(patch);
@@ -727,10 +731,6 @@ bool tether_json_patch(tether_json **doc, const tether_json *patch,
     if (t) {
       got = read_op_raw(&p, t, j, &op);
       j = t->toks[j].next;
-    }
-    if (!got && t && !held) {
-      tt_json_text_ref(t);
-      held = true;
     }
     if (!got)
       ok = read_op(tether_json_array_get(patch, i), (long)i, &op, err);
@@ -750,7 +750,7 @@ bool tether_json_patch(tether_json **doc, const tether_json *patch,
   }
   if (p.log != p.small)
     free(p.log);
-  if (held)
+  if (t)
     tt_json_text_unref(t);
   tt_sbuf_free(&p.scratch);
   tt_sbuf_free(&p.last);

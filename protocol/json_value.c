@@ -88,8 +88,13 @@ static void free_node(free_stack *fs, tether_json *v) {
     tt_json_text *raw = atomic_load_explicit(&a->raw, memory_order_relaxed);
     if (raw)
       tt_json_text_unref(raw);
-    for (size_t i = 0; i < a->count; i++)
+    for (size_t i = 0; i < a->count; i++) {
+      /* Large containers' members are spread over the heap: start
+       * fetching a few ahead. */
+      if (i + 4 < a->count)
+        __builtin_prefetch(a->items[i + 4]);
       release_child(fs, a->items[i]);
+    }
     free(a->items);
     break;
   }
@@ -98,9 +103,12 @@ static void free_node(free_stack *fs, tether_json *v) {
     tt_json_text *raw = atomic_load_explicit(&o->raw, memory_order_relaxed);
     if (raw)
       tt_json_text_unref(raw);
-    for (size_t i = 0; i < o->used; i++)
+    for (size_t i = 0; i < o->used; i++) {
+      if (i + 4 < o->used && o->members[i + 4].value)
+        __builtin_prefetch(o->members[i + 4].value);
       if (o->members[i].value)
         release_child(fs, o->members[i].value);
+    }
     free(o->members);
     free(o->keys);
     free(o->slots);
@@ -261,8 +269,8 @@ tether_json *tt_json_new_raw(tether_json_kind kind, tt_json_text *t,
  * thread that swapped it in owns the node until it stores NULL, and other
  * threads wait. Materializing takes microseconds, so they wait by
  * yielding. */
-static tt_json_text busy_marker;
-#define RAW_BUSY (&busy_marker)
+tt_json_text tt_json_busy_marker;
+#define RAW_BUSY TT_RAW_BUSY
 
 static _Atomic(tt_json_text *) *raw_slot(tether_json *v, uint32_t **tok) {
   if (v->kind == TETHER_JSON_ARRAY) {
@@ -309,16 +317,45 @@ void tt_json_force(const tether_json *cv) {
   }
 }
 
-tt_json_text *tt_json_raw_of(const tether_json *v, uint32_t *tok) {
+tt_json_text *tt_json_raw_claim(const tether_json *v, uint32_t *tok,
+                                bool wait) {
+  if (v->kind != TETHER_JSON_ARRAY && v->kind != TETHER_JSON_OBJECT)
+    return NULL;
   uint32_t *tokp;
   _Atomic(tt_json_text *) *slot = raw_slot((tether_json *)v, &tokp);
   tt_json_text *t = atomic_load_explicit(slot, memory_order_acquire);
-  if (t == RAW_BUSY) {
-    tt_json_force(v);
-    return NULL;
+  while (t) {
+    if (t == RAW_BUSY) {
+      if (!wait)
+        return RAW_BUSY;
+      sched_yield();
+      t = atomic_load_explicit(slot, memory_order_acquire);
+      continue;
+    }
+    if (atomic_compare_exchange_weak_explicit(slot, &t, RAW_BUSY,
+                                              memory_order_acquire,
+                                              memory_order_acquire)) {
+      *tok = *tokp;
+      return t;
+    }
   }
-  *tok = *tokp;
-  return t;
+  return NULL;
+}
+
+void tt_json_raw_release(const tether_json *v, tt_json_text *t) {
+  uint32_t *tokp;
+  _Atomic(tt_json_text *) *slot = raw_slot((tether_json *)v, &tokp);
+  atomic_store_explicit(slot, t, memory_order_release);
+}
+
+size_t tt_json_raw_text_size(const tether_json *v) {
+  uint32_t tok;
+  tt_json_text *t = tt_json_raw_claim(v, &tok, true);
+  if (!t)
+    return 0;
+  size_t len = t->len;
+  tt_json_raw_release(v, t);
+  return len;
 }
 
 tt_json_text *tt_json_text_new(const char *s, size_t len, uint32_t ntok,
@@ -339,16 +376,28 @@ tt_json_text *tt_json_text_new(const char *s, size_t len, uint32_t ntok,
 }
 
 /* Token subtrees of at least this many tokens keep their tokens when
- * detached; smaller ones are re-tokenized if anyone ever looks inside. */
+ * detached; smaller ones are scanned if anyone ever looks inside. */
 #define DETACH_KEEP_TOKENS 4096
 
 tether_json *tt_json_adopt(tether_json *v) {
   if (!tt_json_is_raw(v))
     return v;
-  uint32_t tok;
-  tt_json_text *t = tt_json_raw_of(v, &tok);
-  if (!t || tok == 0)
-    return v; /* materialized, or its whole text already */
+  /* A value only the caller holds cannot be in use elsewhere; a shared
+   * one is claimed while its text is copied. */
+  bool shared = v->refs != 1;
+  uint32_t *tokp;
+  _Atomic(tt_json_text *) *slot = raw_slot(v, &tokp);
+  uint32_t tok = *tokp;
+  tt_json_text *t = shared ? tt_json_raw_claim(v, &tok, true)
+                           : atomic_load_explicit(slot, memory_order_relaxed);
+  if (!t)
+    return v;
+  if (tok == 0) {
+    /* Its whole text already. */
+    if (shared)
+      tt_json_raw_release(v, t);
+    return v;
+  }
 
   const tt_tok *tk = &t->toks[tok];
   size_t len = tk->end - tk->start;
@@ -364,15 +413,14 @@ tether_json *tt_json_adopt(tether_json *v) {
     }
   }
 
-  if (v->refs == 1) {
+  if (!shared) {
     /* Nobody else can see v: change its text in place. */
-    uint32_t *tokp;
-    _Atomic(tt_json_text *) *slot = raw_slot(v, &tokp);
     *tokp = 0;
     atomic_store_explicit(slot, nt, memory_order_relaxed);
     tt_json_text_unref(t);
     return v;
   }
+  tt_json_raw_release(v, t);
   tether_json *copy = tt_json_new_raw((tether_json_kind)v->kind, nt, 0);
   tether_json_unref(v);
   return copy;
@@ -508,22 +556,27 @@ size_t tether_json_string_length(const tether_json *v) {
 
 /* ---- Equality ---- */
 
-bool tt_json_raw_text(const tether_json *v, const char **s, size_t *len) {
-  if (v->kind != TETHER_JSON_ARRAY && v->kind != TETHER_JSON_OBJECT)
+/* Whether two raw containers have the same compact text, which makes
+ * them equal values. False when either is not raw (or busy). */
+static bool same_raw_text(const tether_json *a, const tether_json *b) {
+  uint32_t ta_tok, tb_tok;
+  tt_json_text *ta = tt_json_raw_claim(a, &ta_tok, true);
+  if (!ta)
     return false;
-  uint32_t tok;
-  tt_json_text *t = tt_json_raw_of(v, &tok);
-  if (!t || t->dups)
-    return false;
-  /* Token 0 is always the whole text; see tt_json_text. */
-  if (tok == 0) {
-    *s = t->text;
-    *len = t->len;
-  } else {
-    *s = t->text + t->toks[tok].start;
-    *len = t->toks[tok].end - t->toks[tok].start;
+  bool same = false;
+  /* The second claim must not wait: another thread could hold b and be
+   * waiting for a. */
+  tt_json_text *tb = a == b ? NULL : tt_json_raw_claim(b, &tb_tok, false);
+  if (tb && tb != TT_RAW_BUSY) {
+    const char *s1, *s2;
+    size_t l1, l2;
+    tt_json_text_slice(ta, ta_tok, &s1, &l1);
+    tt_json_text_slice(tb, tb_tok, &s2, &l2);
+    same = !ta->dups && !tb->dups && l1 == l2 && memcmp(s1, s2, l1) == 0;
+    tt_json_raw_release(b, tb);
   }
-  return true;
+  tt_json_raw_release(a, ta);
+  return same;
 }
 
 typedef struct eq_frame {
@@ -560,11 +613,7 @@ static eq_result compare_shallow(const tether_json *a, const tether_json *b) {
   }
   case TETHER_JSON_ARRAY:
   case TETHER_JSON_OBJECT: {
-    const char *s1, *s2;
-    size_t l1, l2;
-    /* Two identical compact texts are equal values. */
-    if (tt_json_raw_text(a, &s1, &l1) && tt_json_raw_text(b, &s2, &l2) && l1 == l2 &&
-        memcmp(s1, s2, l1) == 0)
+    if (same_raw_text(a, b))
       return EQ_SAME;
     if (a->kind == TETHER_JSON_ARRAY)
       return tt_arr(a)->count == tt_arr(b)->count ? EQ_DESCEND : EQ_DIFFERENT;

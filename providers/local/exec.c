@@ -86,8 +86,9 @@ static char *stderr_tail(const run *r) {
 /* The child's side of the fork: only async-signal-safe calls until exec. */
 static _Noreturn void child_exec(char **argv, int in_fd, int out_fd,
                                  int err_fd, int report_fd) {
-  setpgid(0, 0);
-  /* The library ignores SIGPIPE and may block signals; a program starts
+  /* The program stays in the provider's process group, which the host
+   * stops as a whole when it has to: nothing outlives a killed provider.
+   * The library ignores SIGPIPE and may block signals; a program starts
    * with the defaults. */
   signal(SIGPIPE, SIG_DFL);
   sigset_t none;
@@ -178,16 +179,16 @@ out:
   return ok;
 }
 
-/* Stops the program's whole process group: politely, then not. */
-static void stop_group(pid_t pid, int *status) {
-  kill(-pid, SIGTERM);
+/* Stops the program: politely, then after two seconds not. */
+static void stop_program(pid_t pid, int *status) {
+  kill(pid, SIGTERM);
   for (int i = 0; i < 200; i++) {
     if (waitpid(pid, status, WNOHANG) == pid)
       return;
     struct timespec ts = {0, 10 * 1000000L};
     nanosleep(&ts, NULL);
   }
-  kill(-pid, SIGKILL);
+  kill(pid, SIGKILL);
   waitpid(pid, status, 0);
 }
 
@@ -251,7 +252,7 @@ static run_end communicate(tether_request *req, run *r, const char *stdin_data,
   close_fd(&out_r);
   close_fd(&err_r);
   if (end != RUN_EXITED) {
-    stop_group(r->pid, status);
+    stop_program(r->pid, status);
     return end;
   }
   while (waitpid(r->pid, status, 0) < 0 && errno == EINTR) {

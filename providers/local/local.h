@@ -111,10 +111,12 @@ typedef struct tt_log_replay {
 bool tt_log_replay_fd(int fd, const char *path, uint64_t max_events,
                       tt_log_replay *out, tt_fail *fail);
 /* Appends one event as a compact line (with a leading '\n' when
- * newline_first) to out. */
+ * newline_first) to out. event and host_version are strings, or NULL to
+ * leave them out. */
 void tt_log_format_event(tether_buf *out, bool newline_first, uint64_t index,
-                         const char *time, const char *event,
-                         const char *host_version, const tether_json *patch);
+                         const char *time, const tether_json *event,
+                         const tether_json *host_version,
+                         const tether_json *patch);
 /* The first event of a new state file: index 0 adding the empty state. */
 void tt_log_format_initial(tether_buf *out);
 /* Checks that state is a NixOps4 state: an object with "_type":
@@ -140,7 +142,8 @@ bool tt_store_sync(tt_store *s, tt_fail *fail);
  * request is answered {"index"} once the event is durable (see
  * state_store.c). Checks expectIndex (negative: none) first. */
 tether_done *tt_store_append(tt_store *s, tether_request *req,
-                             const char *event, const char *host_version,
+                             const tether_json *event,
+                             const tether_json *host_version,
                              const tether_json *patch,
                              int64_t expect_index) TETHER_MUST_USE;
 /* Stops holding the store: pending events are made durable first. With

@@ -43,14 +43,15 @@ static const tether_resource_type local_types[] = {
     {NULL}};
 
 int main(int argc, char **argv) {
-  /* Handlers run one at a time on the library's thread, so the held
-   * stores need no locking against each other; a concurrency above 1 lets
-   * the host pipeline state events, which state_store.c then makes
-   * durable together (group commit). */
+  /* Handlers run one at a time on one worker thread, so the held stores
+   * need no locking against each other, while the library's own thread
+   * keeps reading: a $/cancelRequest reaches a long exec. A concurrency
+   * above 1 lets the host pipeline state events, which state_store.c then
+   * makes durable together (group commit). */
   tether_provider_info info = {.name = "tether-local",
                                .version = TETHER_VERSION,
                                .concurrency = 64,
-                               .threads = 0,
+                               .threads = 1,
                                .types = local_types};
   int status = tether_provider_main(&info, argc, argv);
   tt_store_drop_all();

@@ -188,56 +188,28 @@ tether_done *tt_state_file_state_read(tether_request *req) {
   return tether_reply_ok(req, result);
 }
 
-/* A string member of the params (at /key); *out is NULL when it is
- * absent and not required. */
-static tether_done *param_string(tether_request *req, const char *key,
-                                 bool required, const char **out) {
-  const tether_json *v =
-      tether_json_object_get(tether_request_params(req), key);
-  *out = NULL;
-  if (!v && !required)
-    return NULL;
-  const char *bad = v ? tt_check_c_string(v, false) : "is required";
-  if (bad) {
-    char path[64];
-    snprintf(path, sizeof path, "/%s", key);
-    return tether_reply_invalid(req, path, "%s %s", key, bad);
-  }
-  *out = tether_json_string_value(v);
-  return NULL;
-}
-
 tether_done *tt_state_file_state_event(tether_request *req) {
   tether_done *done;
   const char *name = state_file_name(req, &done);
   if (!name)
     return done;
+  /* The library has checked the kinds of event, hostVersion, patch and
+   * expectIndex. NixOps4 calls hostVersion nixopsVersion. */
   const tether_json *params = tether_request_params(req);
-  const char *event, *host_version;
-  if ((done = param_string(req, "event", true, &event)) ||
-      (done = param_string(req, "hostVersion", false, &host_version)))
-    return done;
-  /* NixOps4 calls it nixopsVersion. */
-  if (!host_version &&
-      (done = param_string(req, "nixopsVersion", false, &host_version)))
-    return done;
-  const tether_json *patch = tether_json_object_get(params, "patch");
-  if (!tether_json_is_array(patch))
-    return tether_reply_invalid(req, "/patch",
-                                "patch must be an array of JSON Patch "
-                                "operations, not %s",
-                                patch ? tether_json_kind_name(
-                                            tether_json_kind_of(patch))
-                                      : "missing");
-  int64_t expect = -1;
-  const tether_json *ei = tether_json_object_get(params, "expectIndex");
-  if (ei && !tether_json_is_null(ei) &&
-      (!tether_json_get_int(ei, &expect) || expect < 0))
-    return tether_reply_invalid(req, "/expectIndex",
-                                "expectIndex must be a non-negative integer");
+  const tether_json *version = tether_json_object_get(params, "hostVersion");
+  if (!version)
+    version = tether_json_object_get(params, "nixopsVersion");
+  if (version && !tether_json_is_string(version))
+    return tether_reply_invalid(req, "/nixopsVersion",
+                                "nixopsVersion must be a string");
+  uint64_t expect = 0;
+  bool expecting = tether_json_get_uint(
+      tether_json_object_get(params, "expectIndex"), &expect);
   tt_fail fail = {0};
   tt_store *s = tt_store_hold(name, &fail);
   if (!s)
     return tt_fail_reply(req, &fail);
-  return tt_store_append(s, req, event, host_version, patch, expect);
+  return tt_store_append(s, req, tether_json_object_get(params, "event"),
+                         version, tether_json_object_get(params, "patch"),
+                         expecting ? (int64_t)expect : -1);
 }

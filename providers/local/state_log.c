@@ -24,7 +24,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,31 +352,21 @@ static int find_text_end(reader *r, size_t *end, tt_fail *fail) {
   return 1;
 }
 
-/* Where read_events hands each parsed event (consumed) and its offset.
- * Returning false stops the reading. */
-typedef bool event_sink(void *ctx, tether_json *ev, off_t at);
-
-typedef enum read_status {
-  READ_DONE,    /* the end of the file, or max events */
-  READ_FAILED,  /* damage or a read error: fail says which */
-  READ_STOPPED  /* the sink said stop */
-} read_status;
-
 /* What the reading found besides the events. */
 typedef struct read_end {
-  uint64_t texts;     /* events handed to the sink */
+  uint64_t texts;     /* events parsed */
   off_t append_at;    /* just after the whole events and their whitespace */
   off_t file_size;
   bool need_newline;  /* the byte before append_at is not '\n' */
   off_t torn_at;      /* where an incomplete last event starts, or -1 */
 } read_end;
 
-/* Cuts the file into JSON texts and parses them, in order, into sink. A
- * tail that holds no complete text is classified: torn (recorded in
- * end->torn_at) or damage. */
-static read_status read_events(reader *r, uint64_t max_events,
-                               event_sink *sink, void *ctx, read_end *end,
-                               tt_fail *fail) {
+/* Cuts the file into JSON texts, parses them and applies them in order
+ * (up to max_events, 0 for all). A tail that holds no complete text is
+ * classified: torn (recorded in end->torn_at) or damage. False with fail
+ * filled on damage or a read error. */
+static bool read_events(reader *r, uint64_t max_events, applier *a,
+                        read_end *end, tt_fail *fail) {
   char prev = '\n'; /* the byte before the next text; none counts as '\n' */
   end->texts = 0;
   end->torn_at = -1;
@@ -395,7 +384,7 @@ static read_status read_events(reader *r, uint64_t max_events,
     if (r->pos == r->len)
       break; /* the end of the file, after whole events */
     if (max_events && end->texts >= max_events)
-      return READ_DONE;
+      return true;
     /* The fast path: the event is the rest of its line. */
     size_t stop = 0;
     tether_json *ev = NULL;
@@ -409,7 +398,7 @@ static read_status read_events(reader *r, uint64_t max_events,
       if (r->buf[r->pos] == '{') {
         found = find_text_end(r, &stop, fail);
         if (found < 0 && errno == 0)
-          return READ_FAILED;
+          return false;
         if (found < 0)
           goto read_error;
         at = r->base + (off_t)r->pos;
@@ -422,7 +411,7 @@ static read_status read_events(reader *r, uint64_t max_events,
           snprintf(what, sizeof what, "byte 0x%02X", c);
         fail_corrupt(r->fd, r->path, fail, at,
                      "expected '{' starting an event, found %s", what);
-        return READ_FAILED;
+        return false;
       }
       if (!found) {
         /* Nothing complete before the end of the file: a torn tail, or
@@ -430,7 +419,7 @@ static read_status read_events(reader *r, uint64_t max_events,
         if (!read_to_end(r))
           goto read_error;
         if (!classify_tail(r, fail))
-          return READ_FAILED;
+          return false;
         end->torn_at = at;
         break;
       }
@@ -439,164 +428,23 @@ static read_status read_events(reader *r, uint64_t max_events,
       if (!ev) {
         fail_corrupt(r->fd, r->path, fail, at + (off_t)err.offset, "%s",
                      parse_reason(&err));
-        return READ_FAILED;
+        return false;
       }
     }
     end->texts++;
-    if (!sink(ctx, ev, at))
-      return READ_STOPPED;
+    if (!apply_event(a, ev, at))
+      return false;
     prev = r->buf[stop - 1];
     r->pos = stop;
   }
   end->append_at = r->base + (off_t)r->pos;
   end->file_size = r->base + (off_t)r->len;
   end->need_newline = prev != '\n';
-  return READ_DONE;
+  return true;
 read_error:
   tt_fail_set(fail, TETHER_ERR_FAILED, NULL, "reading state file %s: %s",
               r->path, strerror(errno));
-  return READ_FAILED;
-}
-
-static bool apply_sink(void *ctx, tether_json *ev, off_t at) {
-  return apply_event(ctx, ev, at);
-}
-
-/* ---- Replaying on two threads ----
- *
- * Parsing and applying take about the same time on a long log, so a
- * reader thread reads and parses while the calling thread applies, in
- * order, through a bounded queue. A parsed event passes wholly from one
- * thread to the other under the queue's mutex, which is how tether/json.h
- * allows values to cross threads. */
-
-#define QUEUE_CAP 1024
-#define BATCH 64
-
-typedef struct parsed {
-  tether_json *ev;
-  off_t at;
-} parsed;
-
-typedef struct handoff {
-  pthread_mutex_t mu;
-  pthread_cond_t filled;  /* events arrived, or the reader finished */
-  pthread_cond_t drained; /* room freed, or the applier stopped */
-  parsed ring[QUEUE_CAP];
-  size_t head;
-  size_t count;
-  bool finished; /* the reader is done: status, end and fail are set */
-  bool stop;     /* the applier wants no more */
-  reader *r;
-  read_status status;
-  read_end end;
-  tt_fail fail;
-  /* The reader's batch, handed over BATCH events at a time. */
-  parsed batch[BATCH];
-  size_t batched;
-} handoff;
-
-/* Moves the reader's batch into the queue; false when the applier has
- * stopped (the batch is then dropped). */
-static bool hand_over(handoff *h) {
-  pthread_mutex_lock(&h->mu);
-  while (h->count + h->batched > QUEUE_CAP && !h->stop)
-    pthread_cond_wait(&h->drained, &h->mu);
-  bool stop = h->stop;
-  if (!stop) {
-    for (size_t i = 0; i < h->batched; i++)
-      h->ring[(h->head + h->count + i) % QUEUE_CAP] = h->batch[i];
-    h->count += h->batched;
-    pthread_cond_signal(&h->filled);
-  }
-  pthread_mutex_unlock(&h->mu);
-  if (stop)
-    for (size_t i = 0; i < h->batched; i++)
-      tether_json_unref(h->batch[i].ev);
-  h->batched = 0;
-  return !stop;
-}
-
-static bool queue_sink(void *ctx, tether_json *ev, off_t at) {
-  handoff *h = ctx;
-  h->batch[h->batched++] = (parsed){ev, at};
-  return h->batched < BATCH || hand_over(h);
-}
-
-static void *reader_main(void *arg) {
-  handoff *h = arg;
-  read_end end;
-  tt_fail fail = {0};
-  read_status status = read_events(h->r, 0, queue_sink, h, &end, &fail);
-  if (status != READ_STOPPED && h->batched && !hand_over(h))
-    status = READ_STOPPED;
-  pthread_mutex_lock(&h->mu);
-  h->status = status;
-  h->end = end;
-  h->fail = fail;
-  h->finished = true;
-  pthread_cond_signal(&h->filled);
-  pthread_mutex_unlock(&h->mu);
-  return NULL;
-}
-
-/* Applies what the reader thread parses until it finishes or an event
- * fails to apply. Returns the reader's status (READ_STOPPED when the
- * applier stopped it). */
-static read_status replay_threaded(reader *r, applier *a, read_end *end,
-                                   tt_fail *fail) {
-  handoff *h = tt_calloc(1, sizeof *h);
-  pthread_mutex_init(&h->mu, NULL);
-  pthread_cond_init(&h->filled, NULL);
-  pthread_cond_init(&h->drained, NULL);
-  h->r = r;
-  pthread_t thread;
-  if (pthread_create(&thread, NULL, reader_main, h) != 0) {
-    /* No second thread: read and apply on this one. */
-    free(h);
-    return read_events(r, 0, apply_sink, a, end, fail);
-  }
-  parsed take[QUEUE_CAP];
-  bool applying = true;
-  pthread_mutex_lock(&h->mu);
-  for (;;) {
-    while (h->count == 0 && !h->finished)
-      pthread_cond_wait(&h->filled, &h->mu);
-    if (h->count == 0)
-      break; /* finished, and everything applied */
-    size_t n = h->count;
-    for (size_t i = 0; i < n; i++)
-      take[i] = h->ring[(h->head + i) % QUEUE_CAP];
-    h->head = (h->head + n) % QUEUE_CAP;
-    h->count = 0;
-    pthread_cond_signal(&h->drained);
-    pthread_mutex_unlock(&h->mu);
-    for (size_t i = 0; i < n; i++) {
-      if (applying)
-        applying = apply_event(a, take[i].ev, take[i].at);
-      else
-        tether_json_unref(take[i].ev);
-    }
-    pthread_mutex_lock(&h->mu);
-    if (!applying) {
-      h->stop = true;
-      pthread_cond_signal(&h->drained);
-    }
-  }
-  pthread_mutex_unlock(&h->mu);
-  pthread_join(thread, NULL);
-  read_status status = applying ? h->status : READ_STOPPED;
-  *end = h->end;
-  if (status == READ_FAILED) {
-    *fail = h->fail;
-  } else {
-    tether_json_unref(h->fail.data);
-  }
-  pthread_mutex_destroy(&h->mu);
-  pthread_cond_destroy(&h->filled);
-  pthread_cond_destroy(&h->drained);
-  free(h);
-  return status;
+  return false;
 }
 
 bool tt_log_replay_fd(int fd, const char *path, uint64_t max_events,
@@ -605,13 +453,9 @@ bool tt_log_replay_fd(int fd, const char *path, uint64_t max_events,
   memset(out, 0, sizeof *out);
   out->state = tether_json_object();
   applier a = {.fd = fd, .path = path, .out = out, .fail = fail};
-  read_end end;
-  /* Validating the first event is too little work for a thread. */
-  read_status status =
-      max_events ? read_events(&r, max_events, apply_sink, &a, &end, fail)
-                 : replay_threaded(&r, &a, &end, fail);
+  read_end end = {0};
+  bool ok = read_events(&r, max_events, &a, &end, fail);
   free(r.buf);
-  bool ok = status == READ_DONE;
   if (ok && max_events && out->events >= max_events) {
     /* Validated as far as asked. */
   } else if (ok && out->events == 0) {
@@ -639,24 +483,26 @@ bool tt_log_replay_fd(int fd, const char *path, uint64_t max_events,
   return ok;
 }
 
-static void format_meta(tether_buf *out, const char *time, const char *event,
-                        const char *host_version) {
+static void format_meta(tether_buf *out, const char *time,
+                        const tether_json *event,
+                        const tether_json *host_version) {
   tether_buf_append_str(out, "\"meta\":{\"time\":");
   tether_json_dump_string(time, strlen(time), out);
   if (event) {
     tether_buf_append_str(out, ",\"event\":");
-    tether_json_dump_string(event, strlen(event), out);
+    tether_json_dump(event, out);
   }
   if (host_version) {
     tether_buf_append_str(out, ",\"hostVersion\":");
-    tether_json_dump_string(host_version, strlen(host_version), out);
+    tether_json_dump(host_version, out);
   }
   tether_buf_append_char(out, '}');
 }
 
 void tt_log_format_event(tether_buf *out, bool newline_first, uint64_t index,
-                         const char *time, const char *event,
-                         const char *host_version, const tether_json *patch) {
+                         const char *time, const tether_json *event,
+                         const tether_json *host_version,
+                         const tether_json *patch) {
   if (newline_first)
     tether_buf_append_char(out, '\n');
   tether_buf_printf(out, "{\"index\":%" PRIu64 ",", index);

@@ -6,9 +6,9 @@
  * process ends.
  *
  * Durability with group commit. An event is answered only once it is on
- * stable storage. The handler (on the library's thread) applies the patch
- * in memory, writes the line and hands the request to the store's flusher
- * thread, which runs fdatasync() and then answers every request whose
+ * stable storage. The handler (on the provider's one worker thread)
+ * applies the patch in memory, writes the line and hands the request to
+ * the store's flusher thread, which runs fdatasync() and then answers every request whose
  * line the sync covered. With one request at a time that is one sync per
  * event; when the host pipelines events (concurrency above 1), the events
  * that arrive during one sync share the next, so the rate is bounded by
@@ -115,11 +115,11 @@ tt_store *tt_store_hold(const char *name, tt_fail *fail) {
   }
   /* The file may have been deleted or replaced between our open and our
    * lock, by the holder we waited for: then we hold a lock on nothing. */
-  if (stat(name, &now) != 0 || now.st_dev != st.st_dev ||
-      now.st_ino != st.st_ino) {
+  bool gone = stat(name, &now) != 0;
+  if (gone || now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
     tt_lock_forget(name);
     close(fd);
-    if (errno == ENOENT)
+    if (gone)
       fail_missing(fail, name);
     else
       tt_fail_set(fail, TETHER_ERR_FAILED, NULL,
@@ -229,8 +229,8 @@ static bool store_broken(tt_store *s, tt_fail *fail) {
   return broken;
 }
 
-/* True when op (at index i of a well-formed patch) may change what makes
- * the state a nixopsState: the root, "_type", "resources" or
+/* True when op (of a well-formed patch) may change what makes the state a
+ * nixopsState: the root, "_type", "resources" or
  * "deployments" themselves (a move takes its "from" away too). */
 static bool op_touches_shape(const tether_json *op) {
   static const char *const shape[] = {"", "/_type", "/resources",
@@ -258,23 +258,14 @@ static bool op_touches_shape(const tether_json *op) {
  * that does not apply. */
 static bool apply_patch(tt_store *s, const tether_json *patch,
                         tt_fail *fail) {
-  tether_json_error err;
-  if (!tether_json_patch_check(patch, &err)) {
-    tether_json *data = tether_json_object();
-    data = tether_json_object_set(data, "op", tether_json_int(err.op));
-    tt_fail_set(fail, TETHER_ERR_INVALID_PARAMS, data,
-                "the patch is not a valid JSON Patch: %s; nothing was "
-                "written to state file %s",
-                err.message, s->name);
-    return false;
-  }
-  /* Most events change resources below /resources and cannot break the
+  /* The library has checked that the patch is well-formed. Most events change resources below /resources and cannot break the
    * state's shape; they are applied in place. The others keep the old
    * state, so a bad result can be undone. */
   bool guard = false;
   for (size_t i = 0, n = tether_json_array_size(patch); i < n && !guard; i++)
     guard = op_touches_shape(tether_json_array_get(patch, i));
   tether_json *before = guard ? tether_json_ref(s->state) : NULL;
+  tether_json_error err;
   if (!tether_json_patch(&s->state, patch, &err)) {
     tether_json_unref(before);
     tether_json *data = tether_json_object();
@@ -342,7 +333,8 @@ static void undo_event(tt_store *s) {
 }
 
 tether_done *tt_store_append(tt_store *s, tether_request *req,
-                             const char *event, const char *host_version,
+                             const tether_json *event,
+                             const tether_json *host_version,
                              const tether_json *patch, int64_t expect_index) {
   tt_fail fail = {0};
   if (store_broken(s, &fail))

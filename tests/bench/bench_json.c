@@ -20,8 +20,10 @@
  *    chunks, as a provider would, so its peak RSS is the replay's own.
  *    --replay FILE replays an existing log (one event per line) instead.
  *
- * Prints one line per measurement: "name=... mb=... median_ms=... mb_s=..."
- * and "replay events=... bytes=... ms=... maxrss_kb=... state_bytes=...".
+ * Prints one line per measurement: "name=... mb=... median_ms=... mb_s=...
+ * cpu_ms=..." and "replay events=... bytes=... ms=... state_bytes=...
+ * process_median_ms=... process_cpu_ms=... maxrss_kb=...". Wall times
+ * suffer on a busy machine; the CPU times (median, user + system) less.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +42,12 @@
 static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static double cpu_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
@@ -121,28 +129,48 @@ static double median(double *v, int n) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-static void report(const char *name, size_t bytes, double *ms, int runs) {
+static void report(const char *name, size_t bytes, double *ms, double *cpu,
+                   int runs) {
   double m = median(ms, runs);
   double mb = (double)bytes / 1e6;
-  printf("name=%s mb=%.1f median_ms=%.1f mb_s=%.0f\n", name, mb, m,
-         mb / (m / 1e3));
+  printf("name=%s mb=%.1f median_ms=%.1f mb_s=%.0f cpu_ms=%.1f\n", name, mb,
+         m, mb / (m / 1e3), median(cpu, runs));
   fflush(stdout);
+}
+
+/* A measurement: wall and CPU milliseconds of each run. */
+typedef struct timing {
+  double *wall, *cpu;
+  double wall0, cpu0;
+} timing;
+
+static void timing_start(timing *t) {
+  t->wall0 = now_ms();
+  t->cpu0 = cpu_ms();
+}
+
+static void timing_stop(timing *t, int run, double extra_wall,
+                        double extra_cpu) {
+  t->wall[run] = now_ms() - t->wall0 + extra_wall;
+  t->cpu[run] = cpu_ms() - t->cpu0 + extra_cpu;
 }
 
 static void bench_document(size_t target, int runs) {
   tether_buf doc;
   tether_buf_init(&doc);
   generate_document(&doc, target);
-  double *parse_ms = calloc((size_t)runs, sizeof *parse_ms);
-  double *force_ms = calloc((size_t)runs, sizeof *force_ms);
-  double *dump_raw_ms = calloc((size_t)runs, sizeof *dump_raw_ms);
-  double *dump_full_ms = calloc((size_t)runs, sizeof *dump_full_ms);
+  timing parse, full, dump_raw, dump_full;
+  timing *all[] = {&parse, &full, &dump_raw, &dump_full};
+  for (size_t i = 0; i < 4; i++) {
+    all[i]->wall = calloc((size_t)runs, sizeof(double));
+    all[i]->cpu = calloc((size_t)runs, sizeof(double));
+  }
   size_t nodes = 0;
   for (int r = 0; r < runs; r++) {
     tether_json_error err;
-    double t0 = now_ms();
+    timing_start(&parse);
     tether_json *v = tether_json_parse(doc.data, doc.len, &err);
-    double t1 = now_ms();
+    timing_stop(&parse, r, 0, 0);
     if (!v) {
       fprintf(stderr, "bench_json: generated document rejected: %s\n",
               err.message);
@@ -151,40 +179,37 @@ static void bench_document(size_t target, int runs) {
     tether_buf out;
     tether_buf_init(&out);
     tether_buf_reserve(&out, doc.len);
-    double t2 = now_ms();
+    timing_start(&dump_raw);
     tether_json_dump(v, &out);
-    double t3 = now_ms();
+    timing_stop(&dump_raw, r, 0, 0);
     if (out.len != doc.len || memcmp(out.data, doc.data, doc.len) != 0) {
       fprintf(stderr, "bench_json: serialization differs from the input\n");
       exit(1);
     }
-    double t4 = now_ms();
+    /* Parsing plus looking at every value. */
+    timing_start(&full);
     nodes = walk_all(v);
-    double t5 = now_ms();
+    timing_stop(&full, r, parse.wall[r], parse.cpu[r]);
     out.len = 0;
-    double t6 = now_ms();
+    timing_start(&dump_full);
     tether_json_dump(v, &out);
-    double t7 = now_ms();
+    timing_stop(&dump_full, r, 0, 0);
     if (out.len != doc.len || memcmp(out.data, doc.data, doc.len) != 0) {
       fprintf(stderr, "bench_json: serialization differs from the input\n");
       exit(1);
     }
     tether_buf_free(&out);
     tether_json_unref(v);
-    parse_ms[r] = t1 - t0;
-    dump_raw_ms[r] = t3 - t2;
-    force_ms[r] = (t1 - t0) + (t5 - t4);
-    dump_full_ms[r] = t7 - t6;
   }
   printf("document bytes=%zu values=%zu\n", doc.len, nodes);
-  report("parse", doc.len, parse_ms, runs);
-  report("parse_and_materialize_all", doc.len, force_ms, runs);
-  report("dump_untouched", doc.len, dump_raw_ms, runs);
-  report("dump_materialized", doc.len, dump_full_ms, runs);
-  free(parse_ms);
-  free(force_ms);
-  free(dump_raw_ms);
-  free(dump_full_ms);
+  report("parse", doc.len, parse.wall, parse.cpu, runs);
+  report("parse_and_materialize_all", doc.len, full.wall, full.cpu, runs);
+  report("dump_untouched", doc.len, dump_raw.wall, dump_raw.cpu, runs);
+  report("dump_materialized", doc.len, dump_full.wall, dump_full.cpu, runs);
+  for (size_t i = 0; i < 4; i++) {
+    free(all[i]->wall);
+    free(all[i]->cpu);
+  }
   tether_buf_free(&doc);
 }
 
@@ -331,6 +356,7 @@ static int replay(const char *path) {
 
 static void bench_replay(const char *self, const char *log, int runs) {
   double *ms = calloc((size_t)runs, sizeof *ms);
+  double *cpu = calloc((size_t)runs, sizeof *cpu);
   long max_rss = 0;
   for (int r = 0; r < runs; r++) {
     fflush(stdout);
@@ -363,13 +389,16 @@ static void bench_replay(const char *self, const char *log, int runs) {
     }
     line[n] = '\0';
     ms[r] = t1 - t0;
+    cpu[r] = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+             (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
     if (ru.ru_maxrss > max_rss)
       max_rss = ru.ru_maxrss;
     if (r == runs - 1)
-      printf("%s process_median_ms=%.1f maxrss_kb=%ld\n", line,
-             median(ms, runs), max_rss);
+      printf("%s process_median_ms=%.1f process_cpu_ms=%.1f maxrss_kb=%ld\n",
+             line, median(ms, runs), median(cpu, runs), max_rss);
   }
   free(ms);
+  free(cpu);
 }
 
 int main(int argc, char **argv) {

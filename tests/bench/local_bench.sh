@@ -24,7 +24,7 @@ TETHER=$BUILD/bin/tether
 LOCAL=$BUILD/bin/tether-local
 GEN=$BUILD/bench/gen_state_log
 RUNSTAT=$BUILD/bench/runstat
-for b in "$TETHER" "$LOCAL" "$GEN" "$RUNSTAT"; do
+for b in "$TETHER" "$LOCAL" "$GEN" "$RUNSTAT" "$BUILD/bench/sync_floor"; do
   [ -x "$b" ] || { echo "local_bench: $b is missing: run make bench" >&2; exit 1; }
 done
 WORK=$BUILD/bench/local
@@ -99,22 +99,30 @@ rm -f "$EV_FILE" "$EV_FILE.lock"
 "$TETHER" run create --provider-exe "$LOCAL" --type state_file \
   --input-str name "$EV_FILE" >/dev/null || exit 1
 PATCH='[{"op":"add","path":"/resources/web","value":{"type":"file","provider":"local","inputProperties":{"name":"/srv/www/index.html","contents":"<html><body>hello from tether, the resource-provider host, with a fairly ordinary page</body></html>","mode":"0644"},"outputProperties":{},"dependsOn":[],"status":"created"}}]'
-rate() { # N PIPELINE
-  "$TETHER" run state-event --provider-exe "$LOCAL" --type state_file \
-    --inputs-json "{\"name\":\"$EV_FILE\"}" --outputs-json '{}' \
-    --event create --host-version bench --patch-json "$PATCH" \
-    --repeat "$1" ${2:+--pipeline "$2"} 2>&1 >/dev/null |
-    sed -n 's/.*per_s=\([0-9]*\).*/\1/p' | tail -n 1
+# Prints "RATE CPU_US_PER_EVENT" for N events with up to PIPELINE in flight.
+rate() { # N [PIPELINE]
+  "$RUNSTAT" "$TETHER" run state-event --provider-exe "$LOCAL" \
+    --type state_file --inputs-json "{\"name\":\"$EV_FILE\"}" \
+    --outputs-json '{}' --event create --host-version bench \
+    --patch-json "$PATCH" --repeat "$1" ${2:+--pipeline "$2"} \
+    2>"$WORK/stat" >/dev/null || { cat "$WORK/stat" >&2; return 1; }
+  awk -v n="$1" '/wall_ms=/ { for (i = 1; i <= NF; i++) { split($i, kv, "=");
+      v[kv[1]] = kv[2] } }
+    END { printf "%.0f %.0f\n", n / (v["wall_ms"] / 1000), v["cpu_ms"] * 1000 / n }' \
+    "$WORK/stat"
 }
-seq_rate=$(rate 2000)
-pipe_rate=$(rate 20000 64)
-echo "one at a time:      ${seq_rate:-?} events/s (each answered after its own fdatasync)"
-echo "64 in flight:       ${pipe_rate:-?} events/s (group commit: one fdatasync per batch)"
-# The floor: the same size of write, synced, with nothing else around it.
-floor=$(cd "$WORK" && dd if=/dev/zero of=dsync.tmp bs=400 count=2000 \
-  oflag=dsync 2>&1 | sed -n 's/.* copied, \([0-9.]*\) s.*/\1/p')
-rm -f "$WORK/dsync.tmp"
-if [ -n "$floor" ]; then
-  awk -v s="$floor" 'BEGIN { printf "disk floor:         %.0f synced 400-byte writes/s (dd oflag=dsync): a one-at-a-time event waits for one such sync plus a round trip\n", 2000 / s }'
-fi
+set -- $(rate 2000) || exit 1
+seq_rate=$1 seq_cpu=$2
+set -- $(rate 20000 64) || exit 1
+pipe_rate=$1 pipe_cpu=$2
+set -- $("$BUILD/bench/sync_floor" "$WORK" 2000 400 |
+  sed -n 's/.*per_s=\([0-9]*\) us_each=\([0-9.]*\).*/\1 \2/p')
+floor_rate=${1:-?} floor_us=${2:-?}
+echo "disk floor:    $floor_rate synced appends/s (${floor_us} us per write+fdatasync of 400 bytes; sync_floor)"
+echo "one at a time: $seq_rate events/s, ${seq_cpu} us CPU per event (tether + provider):"
+echo "               bound by the disk: each answer waits for its own fdatasync"
+echo "64 in flight:  $pipe_rate events/s, ${pipe_cpu} us CPU per event (tether + provider):"
+echo "               group commit shares one fdatasync among the events that arrive"
+echo "               during it, so the bound moves to the CPU of the two processes"
+echo "               (${pipe_cpu} us per event on $(nproc) CPUs)"
 echo "events in the file: $(wc -l <"$EV_FILE")"

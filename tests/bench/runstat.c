@@ -6,8 +6,8 @@
  *   runstat [-o FILE] CMD [ARG]...
  *
  * stdout of the command goes to FILE (default /dev/null). Prints
- * "wall_ms=W maxrss_kb=K status=S" on stderr; exits with the command's
- * status.
+ * "wall_ms=W cpu_ms=C maxrss_kb=K status=S" on stderr (C: user and system
+ * time of the whole tree); exits with the command's status.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -53,7 +53,9 @@ int main(int argc, char **argv) {
   double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
               (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  fprintf(stderr, "wall_ms=%.1f maxrss_kb=%ld status=%d\n", ms, ru.ru_maxrss,
-          code);
+  double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+               (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+  fprintf(stderr, "wall_ms=%.1f cpu_ms=%.1f maxrss_kb=%ld status=%d\n", ms,
+          cpu, ru.ru_maxrss, code);
   return code;
 }

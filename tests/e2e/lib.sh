@@ -120,6 +120,12 @@ end() {
     echo "ok $CASE_NAME"
   else
     echo "not ok $CASE_NAME: $CASE_WHY"
+    # Diagnostics, as TAP comments: what tether said, to start from.
+    if [ -n "$RC" ]; then
+      echo "#   exit status $RC after ${ELAPSED_MS}ms; stdout, then stderr:"
+      head -c 600 "$OUT" | sed 's/^/#   | /'
+      tail -n 12 "$ERR" | cut -c 1-300 | sed 's/^/#   ! /'
+    fi
     cases_failed=$((cases_failed + 1))
   fi
 }

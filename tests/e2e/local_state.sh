@@ -418,6 +418,17 @@ case $LPREPLY in *'"index":5'*) ;; *) fail "state_read: $LPREPLY" ;; esac
 lp_stop
 end
 
+begin "a NixOps4 host's nixopsVersion is taken in place of hostVersion"
+make_five "$CASE_DIR/s.json"
+lp_start
+lp_send state_event '{"resource":{"type":"state_file","inputProperties":{"name":"s.json"},"outputProperties":{}},"event":"create","nixopsVersion":"4.0.0","patch":[]}'
+lp_recv
+case $LPREPLY in *'"result":{"index":5}'*) ;; *) fail "got: $LPREPLY" ;; esac
+lp_stop
+tail -n 1 "$CASE_DIR/s.json" | grep -q '"hostVersion":"4.0.0"' ||
+  fail "the version was not recorded: $(tail -n 1 "$CASE_DIR/s.json")"
+end
+
 begin "pipelined events are answered in order with rising indexes"
 make_five "$CASE_DIR/s.json"
 lp_start

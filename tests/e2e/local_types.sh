@@ -259,6 +259,31 @@ for pid in $(marked_pids); do
 done
 end
 
+begin "exec: \$/cancelRequest stops the program"
+start=$(now_ms)
+{
+  printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1,"host":{"name":"e2e","version":"0"}}}'
+  printf '%s\n' '{"jsonrpc":"2.0","id":2,"method":"create","params":{"type":"exec","inputProperties":{"executable":"sleep","args":["30"]},"isStateful":false}}'
+  sleep 1
+  printf '%s\n' '{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":2}}'
+  sleep 1
+  printf '%s\n' '{"jsonrpc":"2.0","id":3,"method":"shutdown"}' '{"jsonrpc":"2.0","method":"exit"}'
+} | TETHER_TEST_MARK=$MARK timeout 20 "$LOCAL" >"$OUT" 2>"$ERR"
+RC=$?
+ELAPSED_MS=$(($(now_ms) - start))
+expect_rc 0
+expect_out '"id":2,"error":{"code":-32800'
+expect_within 10
+end
+
+begin "exec: a request that times out leaves nothing running"
+run_local create --type exec --input-str executable sleep \
+  --input-json args '["30"]' --timeout 1
+expect_rc 1
+expect_err 'time'
+expect_within 10
+end
+
 # ---- memo ----
 
 begin "memo: update without the remembered value is -32602"

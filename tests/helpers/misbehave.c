@@ -60,11 +60,17 @@
 #include <unistd.h>
 
 #include "tether/json.h"
+#include "rpc.h"
 #include "tether/protocol.h"
 #include "util.h"
 
 #define WRONG_ID 424242
 #define STRAY_TEXT "hello world\n"
+
+/* The methods of SPEC section 5; "thing" supports them all. */
+static const char *const operation_names[] = {
+    "create", "update", "delete", "read", "state_read", "state_event"};
+#define N_OPERATIONS (sizeof operation_names / sizeof operation_names[0])
 
 /* ---- Options and modes ---- */
 
@@ -201,12 +207,17 @@ static void send_json(tether_json *msg) {
   tether_buf_free(&out);
 }
 
+/* The messages themselves come from protocol/rpc.c: what misbehave breaks
+ * is how they reach the host, not what a well-formed one looks like. */
+
+/* A new reference to an id, for the builders, which consume it (NULL
+ * becomes null). */
+static tether_json *id_ref(const tether_json *id) {
+  return id ? tether_json_ref(id) : NULL;
+}
+
 static tether_json *response(const tether_json *id, tether_json *result) {
-  tether_json *m = tether_json_object();
-  m = tether_json_object_set(m, "jsonrpc", tether_json_string("2.0"));
-  m = tether_json_object_set(m, "id", id ? tether_json_ref(id)
-                                         : tether_json_null());
-  return tether_json_object_set(m, "result", result);
+  return tt_rpc_result(id_ref(id), result);
 }
 
 static tether_json *error_response(const tether_json *id, int code,
@@ -219,23 +230,7 @@ static tether_json *error_response(const tether_json *id, int code,
   va_start(ap, fmt);
   vsnprintf(message, sizeof message, fmt, ap);
   va_end(ap);
-  tether_json *e = tether_json_object();
-  e = tether_json_object_set(e, "code", tether_json_int(code));
-  e = tether_json_object_set(e, "message", tether_json_string(message));
-  if (data)
-    e = tether_json_object_set(e, "data", data);
-  tether_json *m = tether_json_object();
-  m = tether_json_object_set(m, "jsonrpc", tether_json_string("2.0"));
-  m = tether_json_object_set(m, "id", id ? tether_json_ref(id)
-                                         : tether_json_null());
-  return tether_json_object_set(m, "error", e);
-}
-
-static tether_json *notification(const char *method, tether_json *params) {
-  tether_json *m = tether_json_object();
-  m = tether_json_object_set(m, "jsonrpc", tether_json_string("2.0"));
-  m = tether_json_object_set(m, "method", tether_json_string(method));
-  return tether_json_object_set(m, "params", params);
+  return tt_rpc_error(id_ref(id), code, message, data);
 }
 
 /* ---- Answers that are delayed ---- */
@@ -349,12 +344,10 @@ static tether_json *echo_result(const request *r) {
 }
 
 static tether_json *initialize_result(void) {
-  static const char *const ops[] = {"create", "update", "delete",
-                                    "read", "state_read", "state_event"};
   tether_json *operations = tether_json_array();
-  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
-    operations = tether_json_array_append(operations,
-                                          tether_json_string(ops[i]));
+  for (size_t i = 0; i < N_OPERATIONS; i++)
+    operations = tether_json_array_append(
+        operations, tether_json_string(operation_names[i]));
   tether_json *thing = tether_json_object();
   thing = tether_json_object_set(
       thing, "description",
@@ -500,9 +493,7 @@ static void op_bad_json(const request *r) {
 }
 
 static void op_wrong_id(const request *r) {
-  tether_json *id = tether_json_int(WRONG_ID);
-  send_json(response(id, echo_result(r)));
-  tether_json_unref(id);
+  send_json(tt_rpc_result(tether_json_int(WRONG_ID), echo_result(r)));
 }
 
 static void op_both(const request *r) {
@@ -568,8 +559,8 @@ static void op_notify_and_response(const request *r) {
                                     tether_json_double(0.5));
   tether_buf out;
   tether_buf_init(&out);
-  frame_json(&out, notification("log", log));
-  frame_json(&out, notification("progress", progress));
+  frame_json(&out, tt_rpc_notification("log", log));
+  frame_json(&out, tt_rpc_notification("progress", progress));
   frame_json(&out, response(r->id, echo_result(r)));
   /* One write(2) for all three, so they arrive in one read on the host. */
   write_all(1, out.data, out.len);
@@ -632,10 +623,8 @@ static const mode modes[] = {
 /* ---- Reading messages ---- */
 
 static bool is_operation(const char *method) {
-  static const char *const ops[] = {"create", "update", "delete",
-                                    "read", "state_read", "state_event"};
-  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
-    if (!strcmp(method, ops[i]))
+  for (size_t i = 0; i < N_OPERATIONS; i++)
+    if (!strcmp(method, operation_names[i]))
       return true;
   return false;
 }

@@ -191,6 +191,18 @@ static int fake_main(const char *mode) {
       fake_write("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{}}", id + 1000);
       continue;
     }
+    if (strcmp(mode, "reordered") == 0) {
+      fake_write("{\"id\":%lld,\"result\":{\"x\":1},\"jsonrpc\":\"2.0\"}", id);
+      continue;
+    }
+    if (strcmp(mode, "trailing") == 0) {
+      fake_write("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{\"x\":1}}}", id);
+      continue;
+    }
+    if (strcmp(mode, "leading-zero") == 0) {
+      fake_write("{\"jsonrpc\":\"2.0\",\"id\":0%lld,\"result\":{}}", id);
+      continue;
+    }
     if (strcmp(mode, "invalid-rpc") == 0) {
       fake_write("{\"jsonrpc\":\"1.0\",\"id\":%lld,\"result\":{}}", id);
       continue;
@@ -537,6 +549,32 @@ static void test_invalid_jsonrpc(void **state) {
   assert_contains(h->messages[0], "sent an invalid JSON-RPC message");
   assert_contains(h->messages[0], "\"jsonrpc\":\"1.0\"");
   harness_free(h);
+}
+
+/* Answers in another member order take the general path; ones that only
+ * look like the common shape are still refused. */
+static void test_answer_spellings(void **state) {
+  struct harness *h = harness_new();
+  start_fake(h, "reordered", NULL);
+  h->stop_when_answered = true;
+  h->expected = 1;
+  create(h, 0, 0);
+  run_loop(h);
+  assert_int_equal(h->kinds[0], TT_REPLY_RESULT);
+  assert_string_equal(h->results[0], "{\"x\":1}");
+  harness_free(h);
+
+  static const char *const bad[] = {"trailing", "leading-zero"};
+  for (size_t i = 0; i < 2; i++) {
+    h = harness_new();
+    start_fake(h, bad[i], NULL);
+    create(h, 0, 0);
+    run_loop(h);
+    assert_int_equal(h->nreplies, 1);
+    assert_int_equal(h->kinds[0], TT_REPLY_FAILED);
+    assert_contains(h->messages[0], "wrote non-protocol output on stdout");
+    harness_free(h);
+  }
 }
 
 static void test_oversized_message(void **state) {
@@ -952,6 +990,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_garbage_on_stdout),
       cmocka_unit_test(test_unknown_id),
       cmocka_unit_test(test_invalid_jsonrpc),
+      cmocka_unit_test(test_answer_spellings),
       cmocka_unit_test(test_oversized_message),
       cmocka_unit_test(test_request_timeout),
       cmocka_unit_test(test_start_timeout),

@@ -1190,12 +1190,8 @@ static void test_lazy_detach(void **state) {
   tether_json_unref(doc);
   tether_json *k = tether_json_object_get(holder, "k");
   assert_true(tt_json_is_raw(k));
-  const char *text;
-  size_t len;
-  assert_true(tt_json_raw_text(k, &text, &len));
-  assert_int_equal(len, strlen("{\"x\":[1,2,{\"y\":\"z\"}]}"));
-  const tt_json_object *ko = (const tt_json_object *)k;
-  assert_int_equal(atomic_load(&ko->raw)->len, len);
+  assert_int_equal(tt_json_raw_text_size(k),
+                   strlen("{\"x\":[1,2,{\"y\":\"z\"}]}"));
   /* And it still works in full. */
   tether_json *y = tether_json_pointer_get(holder, "/k/x/2/y", NULL);
   assert_string_equal(tether_json_string_value(y), "z");
@@ -1204,14 +1200,64 @@ static void test_lazy_detach(void **state) {
   tether_buf_free(&b);
 }
 
+static void test_lazy_detached_scan(void **state) {
+  (void)state;
+  /* Values stored out of a larger document get a text of their own and,
+   * when looked into, are read by scanning that text: every kind of
+   * member must come out as parsing would have made it. */
+  static const char *const values[] = {
+      "{\"a\\\"b\":{\"x\":[1,-2.5e3,true,false,null,\"s\\n\"]},\"\":{},"
+      "\"e\":[],\"n\":0,\"u\":\"\xC3\xA9\\u0000\"}",
+      "[[],{},[[1]],{\"k\":{\"k\":{}}},\"]\",\"}\\\"\",12345678901234567890]",
+      "{\"dup\":1,\"x\":[2],\"dup\":{\"z\":3}}",
+      "{\"long\":\"0123456789abcdef0123456789abcdef\\\\\\\"\",\"k\":1}",
+  };
+  for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
+    char text[512];
+    snprintf(text, sizeof text, "{\"pad\":[1,2,3],\"v\":%s}", values[i]);
+    tether_json *doc = parse(text);
+    tether_json *holder = tether_json_array();
+    holder = tether_json_array_append(
+        holder, tether_json_ref(tether_json_object_get(doc, "v")));
+    tether_json *v = tether_json_array_get(holder, 0);
+    assert_true(tt_json_is_raw(v));
+    tether_json *expect = parse(values[i]);
+    force_all(expect);
+    /* Compare member by member, which materializes v by scanning. */
+    force_all(v);
+    assert_true(tether_json_equal(v, expect));
+    char *d1 = dump(v), *d2 = dump(expect);
+    assert_string_equal(d1, d2);
+    free(d1);
+    free(d2);
+    tether_json_unref(expect);
+    tether_json_unref(holder);
+    tether_json_unref(doc);
+  }
+}
+
 typedef struct reader_arg {
   const tether_json *doc;
+  const tether_json *twin; /* an equal document, parsed separately */
+  int order;               /* which end each thread starts from */
   long sum;
+  bool equal;
 } reader_arg;
 
 static void *reader(void *p) {
   reader_arg *a = p;
-  for (size_t i = 0; i < tether_json_array_size(a->doc); i++) {
+  size_t n = tether_json_array_size(a->doc);
+  /* Serialize and compare elements while other threads look inside the
+   * same ones: the raw text must not go away under a reader. */
+  for (size_t k = 0; k < n; k++) {
+    size_t i = a->order ? n - 1 - k : k;
+    const tether_json *e = tether_json_array_get(a->doc, i);
+    char *d = tether_json_dumps(e, NULL);
+    free(d);
+    if (!tether_json_equal(e, tether_json_array_get(a->twin, i)))
+      a->equal = false;
+  }
+  for (size_t i = 0; i < n; i++) {
     const tether_json *e = tether_json_array_get(a->doc, i);
     int64_t v;
     if (tether_json_get_int(tether_json_object_get(e, "v"), &v))
@@ -1238,17 +1284,20 @@ static void test_lazy_shared_between_threads(void **state) {
   tether_buf_append_char(&b, ']');
   for (int round = 0; round < 5; round++) {
     tether_json *doc = parse_n(b.data, b.len);
+    tether_json *twin = parse_n(b.data, b.len);
     pthread_t th[4];
     reader_arg args[4];
     for (int t = 0; t < 4; t++) {
-      args[t] = (reader_arg){doc, 0};
+      args[t] = (reader_arg){doc, twin, t % 2, 0, true};
       pthread_create(&th[t], NULL, reader, &args[t]);
     }
     for (int t = 0; t < 4; t++) {
       pthread_join(th[t], NULL);
       assert_int_equal(args[t].sum, expect);
+      assert_true(args[t].equal);
     }
     tether_json_unref(doc);
+    tether_json_unref(twin);
   }
   tether_buf_free(&b);
 }
@@ -1287,10 +1336,10 @@ static void test_duplicate_keys(void **state) {
     tether_buf_printf(&b, "%s\"k%d\":%d", i ? "," : "", i, i);
   tether_buf_append_char(&b, '}');
   v = parse_n(b.data, b.len);
-  const char *text;
-  size_t len;
-  assert_true(tt_json_raw_text(v, &text, &len));
-  assert_int_equal(len, b.len);
+  assert_int_equal(tt_json_raw_text_size(v), b.len);
+  char *same = dump(v);
+  assert_string_equal(same, b.data);
+  free(same);
   tether_json_unref(v);
   tether_buf_free(&b);
 }
@@ -1800,6 +1849,7 @@ int main(void) {
       cmocka_unit_test(test_lazy_kinds_without_forcing),
       cmocka_unit_test(test_lazy_equality_and_mixed_trees),
       cmocka_unit_test(test_lazy_detach),
+      cmocka_unit_test(test_lazy_detached_scan),
       cmocka_unit_test(test_lazy_shared_between_threads),
       cmocka_unit_test(test_duplicate_keys),
       cmocka_unit_test(test_round_trip),

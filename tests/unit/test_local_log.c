@@ -342,8 +342,12 @@ static void appended_events_are_compact_lines(void **state) {
   assert_non_null(patch);
   tether_buf b;
   tether_buf_init(&b);
-  tt_log_format_event(&b, true, 7, "2026-11-21T04:00:00.000Z", "create",
-                      "0.1.0", patch);
+  tether_json *event = tether_json_string("create");
+  tether_json *version = tether_json_string("0.1.0");
+  tt_log_format_event(&b, true, 7, "2026-11-21T04:00:00.000Z", event, version,
+                      patch);
+  tether_json_unref(event);
+  tether_json_unref(version);
   assert_string_equal(
       b.data, "\n{\"index\":7,\"meta\":{\"time\":\"2026-11-21T04:00:00.000Z\","
               "\"event\":\"create\",\"hostVersion\":\"0.1.0\"},\"patch\":[{"
