@@ -110,6 +110,7 @@ typedef struct stats {
   unsigned long long latency_ns[M_COUNT];
   busy ops;    /* resource operations (create, update, delete, read) */
   busy events; /* state writes */
+  busy any;    /* any request of ours */
 } stats;
 
 /* ---- The run's pieces ---- */
@@ -186,6 +187,7 @@ struct step_rt {
   unsigned long long started_ns;
   char *error;
   store_rt *own_store; /* when the step works on a store resource */
+  tt_action planned;   /* the action before tt_step_settle */
 };
 
 typedef enum phase {
@@ -526,6 +528,7 @@ static void on_reply(tt_provider *p, const tt_reply *rep, void *user) {
     busy_end(&e->st.events);
   else if (q->method != M_STATE_READ)
     busy_end(&e->st.ops);
+  busy_end(&e->st.any);
   if (q->is_op) {
     if (q->prev)
       q->prev->next = q->next;
@@ -564,6 +567,7 @@ static req *send_request(engine *e, proc *pr, method_id m, tether_json *params,
     busy_begin(&e->st.events);
   else if (m != M_STATE_READ)
     busy_begin(&e->st.ops);
+  busy_begin(&e->st.any);
   q->id = tt_provider_request(pr->p, method_name(m), params,
                               e->o->timeout_ms, on_reply, q);
   return q;
@@ -1195,6 +1199,10 @@ static void complete_step(engine *e, step_rt *s) {
         col(e, C_RESET), done_word(t->action),
         t->old_instance ? " (previous instance)" : "",
         took(s->started_ns).text);
+  } else if (s->planned != t->action) {
+    /* The plan said "known after apply" and showed a change; say why
+     * nothing happened. */
+    say(e, "%s: unchanged: its inputs turned out the same\n", t->path);
   }
   release_dependents(e, s);
   e->running--;
@@ -1253,6 +1261,7 @@ static void start_step(engine *e, size_t i) {
   tt_step *t = &e->plan->steps[i];
   s->status = ST_RUNNING;
   s->started_ns = tt_now_ns();
+  s->planned = t->action;
   e->running++;
   if (t->resource && t->action != TT_ACTION_SKIP &&
       t->action != TT_ACTION_BOOTSTRAP) {
@@ -1779,16 +1788,18 @@ static void print_stats(engine *e) {
                     children.ru_utime.tv_usec / 1e6 +
                     (double)children.ru_stime.tv_sec +
                     children.ru_stime.tv_usec / 1e6;
+  double wall_ms = seconds_since(e->t0) * 1000;
   tether_buf b;
   tether_buf_init(&b);
   tether_buf_printf(&b,
                     "tether-stats: {\"wall_ms\":%.1f,\"host_cpu_ms\":%.1f,"
                     "\"provider_cpu_ms\":%.1f,\"operations_busy_ms\":%.1f,"
-                    "\"state_writes_busy_ms\":%.1f,\"processes\":%llu,"
-                    "\"requests\":{",
-                    seconds_since(e->t0) * 1000, host_cpu * 1000,
-                    prov_cpu * 1000, (double)e->st.ops.total_ns / 1e6,
+                    "\"state_writes_busy_ms\":%.1f,\"no_request_ms\":%.1f,"
+                    "\"processes\":%llu,\"requests\":{",
+                    wall_ms, host_cpu * 1000, prov_cpu * 1000,
+                    (double)e->st.ops.total_ns / 1e6,
                     (double)e->st.events.total_ns / 1e6,
+                    wall_ms - (double)e->st.any.total_ns / 1e6,
                     e->st.count[M_INITIALIZE]);
   bool first = true;
   for (int m = 0; m < M_COUNT; m++) {
@@ -1937,6 +1948,10 @@ int tt_engine_run(const tt_engine_opts *o) {
   int status;
   if (e->fatal) {
     fprintf(stderr, "tether: %s\n", e->fatal);
+    status = 1;
+  } else if (e->interrupted && !e->steps) {
+    fprintf(stderr, "tether: interrupted by %s before any resource changed\n",
+            tt_signal_name(e->interrupted));
     status = 1;
   } else if (o->mode == TT_ENGINE_APPLY || o->mode == TT_ENGINE_DESTROY) {
     status = e->steps ? summarize(e) : 1;

@@ -56,9 +56,19 @@
  * the rest.
  *
  * STATISTICS. With TETHER_STATS=1 in the environment, the last line on
- * stderr is "tether-stats: {JSON}": wall time, host CPU time, provider
- * CPU time, time with a resource operation in flight, time with a state
- * write in flight, and requests and summed latency by method.
+ * stderr is "tether-stats: {JSON}" with
+ *   wall_ms                the whole run;
+ *   host_cpu_ms            tether's own CPU time (user and system);
+ *   provider_cpu_ms        the CPU time of the provider processes;
+ *   operations_busy_ms     time with at least one resource operation
+ *                          (create, update, delete, read) in flight;
+ *   state_writes_busy_ms   time with at least one state_event in flight;
+ *   no_request_ms          time with no request of ours in flight: the
+ *                          host's own work (loading, planning, output)
+ *                          plus process start-up and shutdown;
+ *   processes              provider processes started;
+ *   requests, latency_ms   requests answered and their summed latency, by
+ *                          method (initialize is counted per process).
  */
 #ifndef TETHER_HOST_APPLY_H
 #define TETHER_HOST_APPLY_H

@@ -151,7 +151,13 @@ static const char *check_state_event(tether_request *req, tt_prov_problem *p) {
   const char *err = check_resource(req, p);
   if (!err)
     err = member(req->params, "", "event", TETHER_JSON_STRING, true, &event, p);
-  if (!err)
+  /* NixOps4 names the host's version nixopsVersion; either name will do,
+   * and one of them must be there. */
+  if (!err && tether_json_object_get(req->params, "hostVersion") == NULL &&
+      tether_json_object_get(req->params, "nixopsVersion") != NULL)
+    err = member(req->params, "", "nixopsVersion", TETHER_JSON_STRING, true,
+                 &version, p);
+  else if (!err)
     err = member(req->params, "", "hostVersion", TETHER_JSON_STRING, true,
                  &version, p);
   if (!err)

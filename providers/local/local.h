@@ -3,7 +3,8 @@
  * (file, exec, memo) and of the local state file (state_file).
  *
  *   main.c        the type table and main()
- *   inputs.c      input checks the library's table cannot express
+ *   fail.c        failures carried to the reply with their code and data
+ *   inputs.c      input checks beyond what the library does
  *   file.c        the file type
  *   exec.c        the exec type
  *   memo.c        the memo type
@@ -25,7 +26,7 @@
 
 /* A failure with everything the reply needs: the protocol error code, a
  * message naming what and where, and optional data (owned; NULL when
- * none). */
+ * none). (fail.c) */
 typedef struct tt_fail {
   int code;
   char message[768];
@@ -146,9 +147,10 @@ tether_done *tt_store_append(tt_store *s, tether_request *req,
                              const tether_json *host_version,
                              const tether_json *patch,
                              int64_t expect_index) TETHER_MUST_USE;
-/* Stops holding the store: pending events are made durable first. With
- * remove, the state file is deleted as well. */
-bool tt_store_drop(tt_store *s, bool remove, tt_fail *fail);
+/* Deletes the state file of a store this process holds (its events
+ * made durable first, then the file unlinked durably) and stops holding
+ * it; s is freed. */
+bool tt_store_remove(tt_store *s, tt_fail *fail);
 /* Stops holding every store, their pending events made durable; for the
  * end of the process (the memory is left to the exit). */
 void tt_store_drop_all(void);

@@ -166,7 +166,7 @@ tether_done *tt_state_file_delete(tether_request *req) {
         "state file %s still records %zu resource(s) and %zu "
         "deployment(s): destroy those first (or remove the file by hand)",
         name, resources, deployments);
-  if (!tt_store_drop(s, true, &fail))
+  if (!tt_store_remove(s, &fail))
     return tt_fail_reply(req, &fail);
   return tether_reply_ok(req, tether_json_object());
 }

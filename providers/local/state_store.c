@@ -427,10 +427,12 @@ tether_done *tt_store_append(tt_store *s, tether_request *req,
   return tether_reply_pending(req);
 }
 
+/* Makes every event written durable and ends the flusher thread. */
 static void stop_flusher(tt_store *s) {
   pthread_mutex_lock(&s->mu);
   bool running = s->flusher_running;
   s->stopping = true;
+  s->flusher_running = false;
   pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
   if (running)
@@ -464,25 +466,20 @@ static void free_store(tt_store *s) {
   free(s);
 }
 
-bool tt_store_drop(tt_store *s, bool remove, tt_fail *fail) {
-  bool ok = true;
-  char err[512];
-  if (remove) {
-    stop_flusher(s);
-    if (unlink(s->name) != 0 && errno != ENOENT) {
-      tt_fail_set(fail, TETHER_ERR_FAILED, NULL, "deleting state file %s: %s",
-                  s->name, strerror(errno));
-      ok = false;
-    } else if (!tt_fsync_parent_dir(s->name, err, sizeof err)) {
-      tt_fail_set(fail, TETHER_ERR_FAILED, NULL, "deleting state file %s: %s",
-                  s->name, err);
-      ok = false;
-    }
-  }
+bool tt_store_remove(tt_store *s, tt_fail *fail) {
+  stop_flusher(s);
+  char err[512] = "";
+  if (unlink(s->name) != 0 && errno != ENOENT)
+    snprintf(err, sizeof err, "%s", strerror(errno));
+  else
+    tt_fsync_parent_dir(s->name, err, sizeof err);
+  if (err[0])
+    tt_fail_set(fail, TETHER_ERR_FAILED, NULL, "deleting state file %s: %s",
+                s->name, err);
   release(s);
   unlist(s);
   free_store(s);
-  return ok;
+  return !err[0];
 }
 
 void tt_store_drop_all(void) {

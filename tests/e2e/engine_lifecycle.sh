@@ -107,6 +107,7 @@ expect_stdout "~ hello: known after apply: /contents"
 tf 30 apply --json
 expect_rc 0
 expect_last_line '{"created":0,"updated":1,"replaced":0,"deleted":0,"unchanged":3,"failed":0}'
+expect_err "hello: unchanged: its inputs turned out the same"
 expect_file hello.txt "id= abc123"
 expect_record hello created
 end
