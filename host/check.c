@@ -667,6 +667,7 @@ typedef struct answer {
   tt_msg m;      /* RESULT, ERROR: the response */
   bool has_msg;
   size_t which;  /* the index of the id it answered, of those awaited */
+  unsigned foreign; /* answers seen meanwhile with ids not awaited */
   tether_buf why;   /* NONE: what happened instead */
   tether_buf stray; /* what else came while waiting */
 } answer;
@@ -793,6 +794,7 @@ static void await_answer(struct session *ss, const tether_json *const *want,
                    "an answer with id %s, which no pending request has",
                    idtext);
           stray(a, what, ev.text, ev.len);
+          a->foreign++;
           tt_msg_free(&m);
           deadline = deadline < now + STRAY_WAIT_MS ? deadline
                                                      : now + STRAY_WAIT_MS;
@@ -801,15 +803,16 @@ static void await_answer(struct session *ss, const tether_json *const *want,
       case TT_MSG_INVALID: {
         size_t which;
         char what[300];
-        snprintf(what, sizeof what,
-                 "a message that is not valid JSON-RPC 2.0 (%s)",
+        snprintf(what, sizeof what, "not valid JSON-RPC 2.0 (%s)",
                  m.invalid_reason);
         if (id_matches(m.id, want, nwant, &which)) {
-          tether_buf_printf(&a->why, "answered with %s: ", what);
+          tether_buf_printf(&a->why, "an answer that is %s: ", what);
           tt_frame_quote(&a->why, ev.text, ev.len, QUOTE_MAX);
           done = true;
         } else {
-          stray(a, what, ev.text, ev.len);
+          char line[320];
+          snprintf(line, sizeof line, "a message that is %s", what);
+          stray(a, line, ev.text, ev.len);
           deadline = deadline < now + STRAY_WAIT_MS ? deadline
                                                      : now + STRAY_WAIT_MS;
         }
@@ -837,14 +840,14 @@ static void await_answer(struct session *ss, const tether_json *const *want,
     }
     case TT_WIRE_TIMEOUT:
       if (s->interrupted)
-        tether_buf_append_str(&a->why, "interrupted");
+        tether_buf_append_str(&a->why, "no answer: interrupted");
       else
         tether_buf_printf(&a->why, "no answer within %.1f s",
                           (double)(now_ms() - start) / 1000.0);
       done = true;
       break;
     case TT_WIRE_CLOSED: {
-      tether_buf_printf(&a->why, "the provider %s before answering", ev.why);
+      tether_buf_printf(&a->why, "no answer: the provider %s", ev.why);
       tether_buf tail;
       tether_buf_init(&tail);
       tt_wire_stderr_tail(ss->w, &tail, 300);
@@ -857,8 +860,8 @@ static void await_answer(struct session *ss, const tether_json *const *want,
     case TT_WIRE_BROKEN:
       record_stdout(s, "its stdout could not be cut into messages: %s",
                     ev.why);
-      tether_buf_printf(&a->why, "its stdout could not be cut into messages: "
-                                 "%s", ev.why);
+      tether_buf_printf(&a->why, "no answer: its stdout could not be cut "
+                                 "into messages: %s", ev.why);
       done = true;
       break;
     }
@@ -956,20 +959,29 @@ static bool open_session(struct suite *s, struct session *ss, const char *cwd,
 
 /* ---- Expectations ---- */
 
-static bool expect_error(const answer *a, int code, tether_buf *f) {
+/* Each expectation appends "CTX: expected X, got Y" to f when it fails;
+ * ctx names what was sent ("a read sent before initialize"), or is NULL. */
+static void expected(tether_buf *f, const char *ctx) {
+  problem(f, "%s%sexpected ", ctx ? ctx : "", ctx ? ": " : "");
+}
+
+static bool expect_error(const answer *a, int code, const char *ctx,
+                         tether_buf *f) {
   if (a->kind == ANSWER_ERROR && a->m.error_code == code)
     return true;
   const char *name = tether_error_name(code);
-  problem(f, "expected error %d%s%s%s, got ", code, name ? " (" : "",
-          name ? name : "", name ? ")" : "");
+  expected(f, ctx);
+  tether_buf_printf(f, "error %d%s%s%s, got ", code, name ? " (" : "",
+                    name ? name : "", name ? ")" : "");
   describe(a, f);
   return false;
 }
 
-static bool expect_result(const answer *a, tether_buf *f) {
+static bool expect_result(const answer *a, const char *ctx, tether_buf *f) {
   if (a->kind == ANSWER_RESULT)
     return true;
-  problem(f, "expected a result, got ");
+  expected(f, ctx);
+  tether_buf_append_str(f, "a result, got ");
   describe(a, f);
   return false;
 }
@@ -1264,8 +1276,8 @@ static void check_before_initialize(struct suite *s) {
   }
   answer a;
   call(&ss, "read", harmless_params(), 0, &a);
-  if (!expect_error(&a, TETHER_ERR_NOT_INITIALIZED, &f))
-    tether_buf_append_str(&f, " for a read sent before initialize");
+  expect_error(&a, TETHER_ERR_NOT_INITIALIZED, "a read sent before initialize",
+               &f);
   answer_free(&a);
   if (!f.len) {
     session_initialize(&ss, &a);
@@ -1295,7 +1307,8 @@ static void check_protocol_version(struct suite *s) {
   }
   answer a;
   call(&ss, "initialize", initialize_params(999), s->o->start_timeout_ms, &a);
-  if (expect_error(&a, TETHER_ERR_INVALID_PARAMS, &f)) {
+  if (expect_error(&a, TETHER_ERR_INVALID_PARAMS,
+                   "initialize with protocolVersion 999", &f)) {
     const tether_json *sup = tether_json_object_get(a.m.error_data,
                                                     "supported");
     bool ok = tether_json_is_array(sup) && tether_json_array_size(sup) > 0;
@@ -1307,8 +1320,6 @@ static void check_protocol_version(struct suite *s) {
                   "speaks such as [1], got ");
       json_cut(&f, sup, 80);
     }
-  } else {
-    tether_buf_append_str(&f, " for initialize with protocolVersion 999");
   }
   answer_free(&a);
   session_end(&ss);
@@ -1375,8 +1386,8 @@ static void check_unknown_method(struct suite *s) {
   tether_buf_init(&f);
   answer a;
   call(&ss, NO_SUCH_METHOD, tether_json_object(), 0, &a);
-  if (!expect_error(&a, TETHER_ERR_METHOD_NOT_FOUND, &f))
-    tether_buf_append_str(&f, " for method \"" NO_SUCH_METHOD "\"");
+  expect_error(&a, TETHER_ERR_METHOD_NOT_FOUND,
+               "a request for method \"" NO_SUCH_METHOD "\"", &f);
   answer_free(&a);
   session_end(&ss);
   verdict_of(s, name, &f);
@@ -1406,9 +1417,9 @@ static void check_parse_error(struct suite *s) {
   tether_buf_init(&f);
   answer a;
   probe(&ss, "{\"jsonrpc\":\"2.0\",\"id\":", NULL, false, &a);
-  if (!expect_error(&a, TETHER_ERR_PARSE, &f))
-    tether_buf_append_str(&f, " with \"id\": null for the cut-off text "
-                              "{\"jsonrpc\":\"2.0\",\"id\":");
+  expect_error(&a, TETHER_ERR_PARSE,
+               "the cut-off text {\"jsonrpc\":\"2.0\",\"id\": (to be "
+               "answered with \"id\": null)", &f);
   answer_free(&a);
   expect_alive(&ss, "a parse error", &f);
   session_end(&ss);
@@ -1624,7 +1635,11 @@ static void check_ids(struct suite *s) {
       problem(&f, "for a request with id %s: ", ids[i]);
       describe(&a, &f);
       answer_free(&a);
-      break;
+      /* A wrong id is worth reporting for every probe; a dead provider
+       * only once. */
+      if (tt_wire_exited(ss.w, NULL, NULL))
+        break;
+      continue;
     }
     /* The match above compares values; the id must also keep its exact
      * text (a number parsed as a double loses digits). */
@@ -1770,14 +1785,16 @@ static void check_concurrency(struct suite *s) {
     answer a;
     await_answer(&ss, pending, n, deadline > now ? deadline - now : 1, &a);
     if (!answered(&a)) {
-      problem(&f, "sent %zu requests at once (its concurrency is %" PRIu64
+      problem(&f, "sent %zu request%s at once (its concurrency is %" PRIu64
                   "): %zu answered, then ",
-              n, s->concurrency, got);
+              n, n == 1 ? "" : "s", s->concurrency, got);
       describe(&a, &f);
       answer_free(&a);
       break;
     }
-    if (a.stray.len)
+    /* An id answered twice, or one never sent, shows up here; what is not
+     * a message at all is for stdout-protocol-only to report. */
+    if (a.foreign)
       problem(&f, "while answering %zu requests at once it also wrote: %s",
               n, a.stray.data);
     pending[a.which] = NULL;
@@ -1807,9 +1824,8 @@ static void check_unknown_type(struct suite *s) {
   tether_buf_init(&f);
   answer a;
   call(&ss, "create", create_params(NO_SUCH_TYPE, NULL, false), 0, &a);
-  if (!expect_error(&a, TETHER_ERR_UNKNOWN_TYPE, &f)) {
-    tether_buf_append_str(&f, " for a create of type " NO_SUCH_TYPE);
-  } else {
+  if (expect_error(&a, TETHER_ERR_UNKNOWN_TYPE,
+                   "a create of type " NO_SUCH_TYPE, &f)) {
     expect_data_string(&a, "type", NO_SUCH_TYPE, &f);
     const tether_json *known = tether_json_object_get(a.m.error_data, "known");
     if (!tether_json_is_array(known)) {
@@ -1855,7 +1871,7 @@ static void check_shutdown(struct suite *s) {
   tether_buf_init(&f);
   answer a;
   call(&ss, "shutdown", tether_json_object(), 0, &a);
-  if (expect_result(&a, &f) && !tether_json_is_null(a.m.result)) {
+  if (expect_result(&a, "shutdown", &f) && !tether_json_is_null(a.m.result)) {
     problem(&f, "expected the result null, got ");
     json_cut(&f, a.m.result, 80);
   }
@@ -1869,8 +1885,8 @@ static void check_shutdown(struct suite *s) {
     report(s, "after-shutdown", V_SKIP, "shutdown was not answered");
   } else {
     call(&ss, "read", harmless_params(), 0, &a);
-    if (!expect_error(&a, TETHER_ERR_INVALID_REQUEST, &f))
-      tether_buf_append_str(&f, " for a read sent after shutdown");
+    expect_error(&a, TETHER_ERR_INVALID_REQUEST, "a read sent after shutdown",
+                 &f);
     answer_free(&a);
     verdict_of(s, "after-shutdown", &f);
   }
@@ -2114,9 +2130,9 @@ static void check_requires_state(struct suite *s, const struct type_info *t) {
                              "check this",
             t->name);
   } else {
-    if (!expect_error(&a, TETHER_ERR_REQUIRES_STATE, &f))
-      tether_buf_append_str(&f, " for a create with isStateful false of a "
-                                "type with requireState true");
+    expect_error(&a, TETHER_ERR_REQUIRES_STATE,
+                 "a create with isStateful false of a type with "
+                 "requireState true", &f);
     if (a.kind == ANSWER_RESULT)
       delete_quietly(&ss, t, inputs, a.m.result);
     verdict_of(s, name, &f);
@@ -2152,8 +2168,8 @@ static void check_invalid_params(struct suite *s, const struct type_info *t) {
   tether_buf_init(&f);
   answer a;
   call(&ss, "create", params, 0, &a);
-  if (!expect_error(&a, TETHER_ERR_INVALID_PARAMS, &f))
-    tether_buf_append_str(&f, " for a create without inputProperties");
+  expect_error(&a, TETHER_ERR_INVALID_PARAMS,
+               "a create without inputProperties", &f);
   if (a.kind == ANSWER_RESULT)
     delete_quietly(&ss, t, NULL, a.m.result);
   answer_free(&a);
@@ -2187,7 +2203,9 @@ static void check_unknown_input(struct suite *s, const struct type_info *t) {
   answer a;
   call(&ss, "create", create_params(t->name, inputs, t->require_state), 0, &a);
   static const char want_path[] = "/inputProperties/" UNKNOWN_INPUT;
-  if (expect_error(&a, TETHER_ERR_INVALID_PARAMS, &f)) {
+  if (expect_error(&a, TETHER_ERR_INVALID_PARAMS,
+                   "a create with the input property " UNKNOWN_INPUT
+                   ", which no type has", &f)) {
     const char *path = tether_json_string_value(
         tether_json_object_get(a.m.error_data, "path"));
     /* Without valid inputs to start from, a provider may well name a
@@ -2199,9 +2217,6 @@ static void check_unknown_input(struct suite *s, const struct type_info *t) {
       json_cut(&f, tether_json_object_get(a.m.error_data, "path"), 80);
     }
   } else {
-    tether_buf_printf(&f, " for a create with the input property %s, which "
-                          "no type has",
-                      UNKNOWN_INPUT);
     if (a.kind == ANSWER_RESULT) {
       tether_buf_append_str(&f, " (a typo in a deployment would go "
                                 "unnoticed)");
@@ -2217,25 +2232,28 @@ static void check_unknown_input(struct suite *s, const struct type_info *t) {
 
 /* ---- Per type: the life cycle ---- */
 
-static bool expect_outputs(const answer *a, tether_buf *f) {
-  if (!expect_result(a, f))
+static bool expect_outputs(const answer *a, const char *ctx, tether_buf *f) {
+  if (!expect_result(a, ctx, f))
     return false;
   const tether_json *out = tether_json_object_get(a->m.result, "outputProperties");
   if (!tether_json_is_object(out)) {
-    problem(f, "expected a result {\"outputProperties\": {...}}, got ");
+    expected(f, ctx);
+    tether_buf_append_str(f, "a result {\"outputProperties\": {...}}, got ");
     json_cut(f, a->m.result, QUOTE_MAX);
     return false;
   }
   return true;
 }
 
-static bool expect_exists(const answer *a, bool want, tether_buf *f) {
-  if (!expect_result(a, f))
+static bool expect_exists(const answer *a, bool want, const char *ctx,
+                          tether_buf *f) {
+  if (!expect_result(a, ctx, f))
     return false;
   const tether_json *e = tether_json_object_get(a->m.result, "exists");
   if (!tether_json_is_bool(e) || tether_json_bool_value(e) != want) {
-    problem(f, "expected a result with \"exists\": %s, got ",
-            want ? "true" : "false");
+    expected(f, ctx);
+    tether_buf_printf(f, "a result with \"exists\": %s, got ",
+                      want ? "true" : "false");
     json_cut(f, a->m.result, QUOTE_MAX);
     return false;
   }
@@ -2287,7 +2305,7 @@ static void check_lifecycle(struct suite *s, const struct type_info *t) {
   tether_buf_init(&f);
   answer a;
   call(&ss, "create", create_params(t->name, inputs, t->require_state), 0, &a);
-  bool created = expect_outputs(&a, &f);
+  bool created = expect_outputs(&a, "create with the given inputs", &f);
   if (created)
     outputs = tether_json_ref(
         tether_json_object_get(a.m.result, "outputProperties"));
@@ -2308,8 +2326,7 @@ static void check_lifecycle(struct suite *s, const struct type_info *t) {
     report(s, names[1], V_SKIP, "the type declares no read");
   } else {
     call(&ss, "read", op_params(OP_READ, t->name, inputs, outputs), 0, &a);
-    if (!expect_exists(&a, true, &f))
-      tether_buf_append_str(&f, " for a read right after create");
+    expect_exists(&a, true, "a read right after create", &f);
     answer_free(&a);
     verdict_of(s, names[1], &f);
   }
@@ -2326,7 +2343,7 @@ static void check_lifecycle(struct suite *s, const struct type_info *t) {
                                resource_json(t->name, inputs, outputs));
     p = tether_json_object_set(p, "inputProperties", tether_json_ref(next));
     call(&ss, "update", p, 0, &a);
-    if (expect_outputs(&a, &f)) {
+    if (expect_outputs(&a, "update", &f)) {
       tether_json_unref(inputs);
       inputs = tether_json_ref(next);
       tether_json_unref(outputs);
@@ -2344,7 +2361,7 @@ static void check_lifecycle(struct suite *s, const struct type_info *t) {
     report(s, names[3], V_SKIP, "the type declares no delete");
   } else {
     call(&ss, "delete", op_params(OP_DELETE, t->name, inputs, outputs), 0, &a);
-    if (expect_result(&a, &f) && !tether_json_is_object(a.m.result)) {
+    if (expect_result(&a, "delete", &f) && !tether_json_is_object(a.m.result)) {
       problem(&f, "expected the result {}, got ");
       json_cut(&f, a.m.result, 80);
     }
@@ -2361,9 +2378,9 @@ static void check_lifecycle(struct suite *s, const struct type_info *t) {
     report(s, names[4], V_SKIP, "delete failed");
   } else {
     call(&ss, "read", op_params(OP_READ, t->name, inputs, outputs), 0, &a);
-    if (!expect_exists(&a, false, &f))
-      tether_buf_append_str(&f, " for a read after delete (the host would "
-                                "think the resource is still there)");
+    if (!expect_exists(&a, false, "a read after delete", &f))
+      tether_buf_append_str(&f, " (the host would think the resource is "
+                                "still there)");
     answer_free(&a);
     verdict_of(s, names[4], &f);
   }
@@ -2395,8 +2412,8 @@ static const char *const state_steps[ST_COUNT] = {
 /* A state_read answer holds a NixOps4 state {_type, resources,
  * deployments} and an integer index; fills *state and *index. */
 static bool expect_state(const answer *a, tether_json **state,
-                         uint64_t *index, tether_buf *f) {
-  if (!expect_result(a, f))
+                         uint64_t *index, const char *ctx, tether_buf *f) {
+  if (!expect_result(a, ctx, f))
     return false;
   const tether_json *st = tether_json_object_get(a->m.result, "state");
   const tether_json *ix = tether_json_object_get(a->m.result, "index");
@@ -2406,9 +2423,10 @@ static bool expect_state(const answer *a, tether_json **state,
       !tether_json_is_object(tether_json_object_get(st, "resources")) ||
       !tether_json_is_object(tether_json_object_get(st, "deployments")) ||
       !ix || !tether_json_get_uint(ix, index)) {
-    problem(f, "expected {\"state\": {\"_type\": \"nixopsState\", "
-               "\"resources\": {..}, \"deployments\": {..}}, \"index\": N}, "
-               "got ");
+    expected(f, ctx);
+    tether_buf_append_str(f, "{\"state\": {\"_type\": \"nixopsState\", "
+                             "\"resources\": {..}, \"deployments\": {..}}, "
+                             "\"index\": N}, got ");
     json_cut(f, a->m.result, QUOTE_MAX);
     return false;
   }
@@ -2440,16 +2458,18 @@ static void expect_state_is(struct session *ss, tether_json *resource,
   }
   tether_json *state = NULL;
   uint64_t index = 0;
-  if (!expect_state(&a, &state, &index, f)) {
-    tether_buf_printf(f, " for state_read %s", when);
-  } else if (index != want_index) {
-    problem(f, "state_read %s answered index %" PRIu64 ", want %" PRIu64,
-            when, index, want_index);
-  } else if (want_state && !tether_json_equal(state, want_state)) {
-    problem(f, "state_read %s answered the state ", when);
-    json_cut(f, state, QUOTE_MAX);
-    tether_buf_append_str(f, ", want ");
-    json_cut(f, want_state, QUOTE_MAX);
+  char ctx[200];
+  snprintf(ctx, sizeof ctx, "state_read %s", when);
+  if (expect_state(&a, &state, &index, ctx, f)) {
+    if (index != want_index) {
+      problem(f, "state_read %s answered index %" PRIu64 ", want %" PRIu64,
+              when, index, want_index);
+    } else if (want_state && !tether_json_equal(state, want_state)) {
+      problem(f, "state_read %s answered the state ", when);
+      json_cut(f, state, QUOTE_MAX);
+      tether_buf_append_str(f, ", want ");
+      json_cut(f, want_state, QUOTE_MAX);
+    }
   }
   if (state) {
     tether_json_unref(view->state);
@@ -2515,17 +2535,16 @@ static void check_state(struct suite *s, const struct type_info *t) {
   if (type_has_op(t, OP_CREATE)) {
     call(&ss, "create", create_params(t->name, inputs, t->require_state), 0,
          &a);
-    if (expect_outputs(&a, &f))
+    if (expect_outputs(&a, "the create of the store", &f))
       outputs = tether_json_ref(
           tether_json_object_get(a.m.result, "outputProperties"));
-    else
-      tether_buf_append_str(&f, " for the create of the store");
     answer_free(&a);
   }
   if (!f.len) {
     call(&ss, "state_read", op_params(OP_STATE_READ, t->name, inputs, outputs),
          0, &a);
-    if (expect_state(&a, &state0, &index0, &f) && index0 != 0)
+    if (expect_state(&a, &state0, &index0, "state_read of a new store", &f) &&
+        index0 != 0)
       problem(&f, "a new store answered index %" PRIu64 ", want 0", index0);
     answer_free(&a);
   }
@@ -2559,7 +2578,7 @@ static void check_state(struct suite *s, const struct type_info *t) {
                           index0),
        0, &a);
   uint64_t index1 = index0 + 1, got_index;
-  if (expect_result(&a, &f) &&
+  if (expect_result(&a, "state_event adding one resource", &f) &&
       !(tether_json_get_uint(tether_json_object_get(a.m.result, "index"),
                              &got_index) &&
         got_index == index1)) {
@@ -2589,10 +2608,11 @@ static void check_state(struct suite *s, const struct type_info *t) {
        state_event_params(resource_json(t->name, inputs, outputs), patch, true,
                           wrong),
        0, &a);
-  if (!expect_error(&a, TETHER_ERR_STATE_CONFLICT, &f))
-    tether_buf_printf(&f, " for a state_event with expectIndex %" PRIu64
-                          " when the last index is %" PRIu64,
-                      wrong, view.index);
+  char ctx[160];
+  snprintf(ctx, sizeof ctx,
+           "a state_event with expectIndex %" PRIu64 " when the last index "
+           "is %" PRIu64, wrong, view.index);
+  expect_error(&a, TETHER_ERR_STATE_CONFLICT, ctx, &f);
   bool alive = answered(&a);
   answer_free(&a);
   if (alive)
@@ -2619,7 +2639,9 @@ static void check_state(struct suite *s, const struct type_info *t) {
        state_event_params(resource_json(t->name, inputs, outputs), patch,
                           false, 0),
        0, &a);
-  if (expect_error(&a, TETHER_ERR_INVALID_PARAMS, &f)) {
+  if (expect_error(&a, TETHER_ERR_INVALID_PARAMS,
+                   "a state_event whose patch removes a path that does not "
+                   "exist (operation 1)", &f)) {
     int64_t op;
     const tether_json *opv = tether_json_object_get(a.m.error_data, "op");
     if (!opv || !tether_json_get_int(opv, &op) || op != 1) {
@@ -2627,9 +2649,6 @@ static void check_state(struct suite *s, const struct type_info *t) {
                   "got ");
       json_cut(&f, opv, 40);
     }
-  } else {
-    tether_buf_append_str(&f, " for a state_event whose patch removes a "
-                              "path that does not exist (operation 1)");
   }
   alive = answered(&a);
   answer_free(&a);
@@ -2646,12 +2665,12 @@ static void check_state(struct suite *s, const struct type_info *t) {
   if (open_session(s, &other, dir, s->o->framing, names[ST_LOCK])) {
     call(&other, "state_read",
          op_params(OP_STATE_READ, t->name, inputs, outputs), 0, &a);
-    if (!expect_error(&a, TETHER_ERR_STATE_LOCKED, &f)) {
-      tether_buf_append_str(&f, " for a state_read from a second process "
-                                "while the first holds the store");
-    } else if (!tether_json_is_string(
-                   tether_json_object_get(a.m.error_data, "holder")) ||
-               !tether_json_object_get(a.m.error_data, "since")) {
+    if (expect_error(&a, TETHER_ERR_STATE_LOCKED,
+                     "a state_read from a second process while the first "
+                     "holds the store", &f) &&
+        (!tether_json_is_string(
+             tether_json_object_get(a.m.error_data, "holder")) ||
+         !tether_json_object_get(a.m.error_data, "since"))) {
       problem(&f, "expected data {\"holder\": \"...\", \"since\": \"...\"} "
                   "naming who holds it, got ");
       json_cut(&f, a.m.error_data, 120);

@@ -516,11 +516,11 @@ static size_t text_end(const char *s, size_t len) {
   return 0;
 }
 
-static char *read_whole(const char *path, size_t *len, char *err,
-                        size_t errlen) {
+/* The whole file, or NULL with the errno in *error. */
+static char *read_whole(const char *path, size_t *len, int *error) {
   FILE *f = fopen(path, "rb");
   if (!f) {
-    snprintf(err, errlen, "%s", strerror(errno));
+    *error = errno;
     return NULL;
   }
   tether_buf b;
@@ -532,7 +532,7 @@ static char *read_whole(const char *path, size_t *len, char *err,
   bool bad = ferror(f);
   fclose(f);
   if (bad) {
-    snprintf(err, errlen, "read error");
+    *error = EIO;
     tether_buf_free(&b);
     return NULL;
   }
@@ -594,12 +594,17 @@ static void describe_patch(const tether_json *patch, tether_buf *out) {
 static bool print_history(const char *label, const char *file,
                           tether_json **state) {
   *state = NULL;
-  char err[256];
   size_t len;
-  char *text = read_whole(file, &len, err, sizeof err);
+  int error = 0;
+  char *text = read_whole(file, &len, &error);
+  if (!text && error == ENOENT) {
+    printf("store '%s' (%s): no events yet, the file does not exist\n",
+           label, file);
+    return true;
+  }
   if (!text) {
-    printf("store '%s' (%s): %s\n", label, file, err);
-    return errno == ENOENT;
+    printf("store '%s' (%s): %s\n", label, file, strerror(error));
+    return false;
   }
   printf("store '%s' (%s)\n", label, file);
   size_t pos = 0, position = 0;

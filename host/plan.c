@@ -795,6 +795,24 @@ static void order_deletes(planner *P, tt_strmap *delete_of_path,
     }
   }
   tether_buf_free(&path);
+  /* A record that moved to another store leaves a delete of the old
+   * instance and a create of the new one under the same path. They are
+   * the two halves of a replace and go in the resource's replaceOrder;
+   * left unordered, the delete could remove what the create just made
+   * (a file of the same name). */
+  for (size_t i = 0; !P->in->destroy && i < P->m->nresources; i++) {
+    size_t si = P->p->step_of[i];
+    if (si == TT_NO_STEP || P->p->steps[si].action != TT_ACTION_CREATE)
+      continue;
+    const char *rp = P->p->steps[si].path;
+    uintptr_t d = (uintptr_t)tt_strmap_get(delete_of_path, rp, strlen(rp));
+    if (!d)
+      continue;
+    if (P->m->resources[i]->replace_order == TT_REPLACE_DELETE_FIRST)
+      add_edge(P, si, (size_t)d - 1);
+    else
+      add_edge(P, (size_t)d - 1, si);
+  }
   if (!P->in->destroy)
     return;
   size_t *store_step = tt_calloc(P->m->nstores, sizeof *store_step);

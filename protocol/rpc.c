@@ -49,43 +49,81 @@ static const char *kind_phrase(const tether_json *v) {
   return "a value";
 }
 
-static const char *check_version(const tether_json *v) {
-  const tether_json *version = tether_json_object_get(v, "jsonrpc");
+/* The members the specification names, found in one pass over the
+ * message: looking each one up by name would search the object again
+ * for every name, and this runs for every message either side reads. */
+typedef struct named_members {
+  const tether_json *jsonrpc, *id, *method, *params, *result, *error;
+} named_members;
+
+static void find_members(const tether_json *v, named_members *n) {
+  *n = (named_members){0};
+  size_t it = 0, len;
+  const char *key;
+  tether_json *value;
+  while (tether_json_object_next(v, &it, &key, &len, &value)) {
+    switch (len) {
+    case 2:
+      if (memcmp(key, "id", 2) == 0)
+        n->id = value;
+      break;
+    case 5:
+      if (memcmp(key, "error", 5) == 0)
+        n->error = value;
+      break;
+    case 6:
+      if (memcmp(key, "method", 6) == 0)
+        n->method = value;
+      else if (memcmp(key, "params", 6) == 0)
+        n->params = value;
+      else if (memcmp(key, "result", 6) == 0)
+        n->result = value;
+      break;
+    case 7:
+      if (memcmp(key, "jsonrpc", 7) == 0)
+        n->jsonrpc = value;
+      break;
+    default:
+      break;
+    }
+  }
+}
+
+static const char *check_version(const named_members *n) {
+  const tether_json *version = n->jsonrpc;
   if (!version)
     return "missing \"jsonrpc\": \"2.0\"";
   if (!tether_json_is_string(version) ||
-      strcmp(tether_json_string_value(version), "2.0") != 0 ||
-      tether_json_string_length(version) != 3)
+      tether_json_string_length(version) != 3 ||
+      memcmp(tether_json_string_value(version), "2.0", 3) != 0)
     return "\"jsonrpc\" must be \"2.0\"";
   return NULL;
 }
 
-static const char *check_id(const tether_json *v, tt_msg *m) {
-  const tether_json *id = tether_json_object_get(v, "id");
-  if (!id)
+static const char *check_id(const named_members *n, tt_msg *m) {
+  if (!n->id)
     return NULL;
-  if (!tt_rpc_id_valid(id))
+  if (!tt_rpc_id_valid(n->id))
     return "\"id\" must be a string, a number or null";
-  m->id = id;
+  m->id = n->id;
   return NULL;
 }
 
-static const char *classify_call(const tether_json *v, tt_msg *m) {
-  const tether_json *method = tether_json_object_get(v, "method");
+static const char *classify_call(const named_members *n, tt_msg *m) {
+  const tether_json *method = n->method;
   if (!tether_json_is_string(method))
     return "\"method\" must be a string";
   if (strlen(tether_json_string_value(method)) !=
       tether_json_string_length(method))
     return "\"method\" must not contain a NUL character";
-  if (tether_json_object_get(v, "result") || tether_json_object_get(v, "error"))
+  if (n->result || n->error)
     return "a request must not carry \"result\" or \"error\"";
-  const tether_json *params = tether_json_object_get(v, "params");
+  const tether_json *params = n->params;
   if (params && !tether_json_is_object(params) && !tether_json_is_array(params))
     return "\"params\" must be an object or an array";
   m->method = tether_json_string_value(method);
   m->params = params;
-  m->kind =
-      tether_json_object_get(v, "id") ? TT_MSG_REQUEST : TT_MSG_NOTIFICATION;
+  m->kind = n->id ? TT_MSG_REQUEST : TT_MSG_NOTIFICATION;
   return NULL;
 }
 
@@ -106,16 +144,14 @@ static const char *classify_error(const tether_json *error, tt_msg *m) {
   return NULL;
 }
 
-static const char *classify_response(const tether_json *v, tt_msg *m) {
-  const tether_json *result = tether_json_object_get(v, "result");
-  const tether_json *error = tether_json_object_get(v, "error");
-  if (!tether_json_object_get(v, "id"))
+static const char *classify_response(const named_members *n, tt_msg *m) {
+  if (!n->id)
     return "a response must have an \"id\"";
-  if (result && error)
+  if (n->result && n->error)
     return "a response must not have both \"result\" and \"error\"";
-  if (error)
-    return classify_error(error, m);
-  m->result = result;
+  if (n->error)
+    return classify_error(n->error, m);
+  m->result = n->result;
   m->kind = TT_MSG_RESPONSE;
   return NULL;
 }
@@ -125,33 +161,47 @@ static const char *classify(const tether_json *v, tt_msg *m) {
     return "a batch is not a single message";
   if (!tether_json_is_object(v))
     return "a message must be an object";
-  const char *err = check_id(v, m);
+  named_members n;
+  find_members(v, &n);
+  const char *err = check_id(&n, m);
   if (!err)
-    err = check_version(v);
+    err = check_version(&n);
   if (err)
     return err;
-  if (tether_json_object_get(v, "method"))
-    return classify_call(v, m);
-  if (tether_json_object_get(v, "result") || tether_json_object_get(v, "error"))
-    return classify_response(v, m);
+  if (n.method)
+    return classify_call(&n, m);
+  if (n.result || n.error)
+    return classify_response(&n, m);
   return "neither a request (no \"method\") nor a response (no \"result\" "
          "or \"error\")";
 }
 
-void tt_msg_classify(tether_json *v, tt_msg *m) {
-  memset(m, 0, sizeof *m);
-  m->root = v;
-  const char *err = classify(v, m);
-  if (!err)
-    return;
-  m->kind = TT_MSG_INVALID;
-  m->invalid_code = TETHER_ERR_INVALID_REQUEST;
+/* Empties m but for its root: what a message that turned out invalid
+ * keeps (its id aside). */
+static void clear_fields(tt_msg *m) {
   m->method = NULL;
   m->params = NULL;
   m->result = NULL;
-  m->error_data = NULL;
-  m->error_message = NULL;
   m->error_code = 0;
+  m->error_message = NULL;
+  m->error_data = NULL;
+  m->invalid_code = 0;
+  m->invalid_reason[0] = '\0';
+}
+
+void tt_msg_classify(tether_json *v, tt_msg *m) {
+  /* Field by field: clearing the whole struct would also clear the
+   * reason's buffer, which only an invalid message fills. */
+  m->kind = TT_MSG_INVALID;
+  m->root = v;
+  m->id = NULL;
+  clear_fields(m);
+  const char *err = classify(v, m);
+  if (!err)
+    return;
+  clear_fields(m);
+  m->kind = TT_MSG_INVALID;
+  m->invalid_code = TETHER_ERR_INVALID_REQUEST;
   if (!tether_json_is_object(v))
     snprintf(m->invalid_reason, sizeof m->invalid_reason, "%s, not %s", err,
              kind_phrase(v));

@@ -26,7 +26,7 @@ done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-quickstart.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-trap 'rm -rf "$WORK"; exit 130' INT TERM
+trap 'rm -rf "$WORK"; exit 130' HUP INT PIPE TERM
 cp "$EXAMPLE/tether.json" "$WORK/"
 cd "$WORK"
 

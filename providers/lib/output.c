@@ -40,17 +40,40 @@ static char *dump_and_drop(tether_json *msg, size_t *len) {
   return text;
 }
 
-char *tt_prov_result_text(const char *id_text, tether_json *result,
-                          size_t *len) {
-  return dump_and_drop(tt_rpc_result(id_value(id_text), result), len);
+void tt_prov_answer_drop(tt_prov_answer *a) {
+  tether_json_unref(a->result);
+  tether_json_unref(a->data);
+  a->result = NULL;
+  a->data = NULL;
 }
 
-char *tt_prov_error_text(const char *id_text, int code, const char *message,
-                         tether_json *data, size_t *len) {
-  if (!message || !*message)
-    message = tether_error_name(code) ? tether_error_name(code) : "error";
-  return dump_and_drop(tt_rpc_error(id_value(id_text), code, message, data),
-                       len);
+/* Appends the answer's message to out, byte for byte what serializing
+ * tt_rpc_result or tt_rpc_error would give, without building that tree
+ * first: an answer is the one message every request costs. id_text NULL
+ * means "id": null. Consumes a's values. */
+static void append_answer(tether_buf *out, const char *id_text,
+                          tt_prov_answer *a) {
+  static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":";
+  tether_buf_append(out, head, sizeof head - 1);
+  tether_buf_append_str(out, id_text ? id_text : "null");
+  if (!a->is_error) {
+    tether_buf_append_str(out, ",\"result\":");
+    tether_json_dump(a->result, out);
+  } else {
+    const char *message = a->message;
+    if (!message || !*message)
+      message =
+          tether_error_name(a->code) ? tether_error_name(a->code) : "error";
+    tether_buf_printf(out, ",\"error\":{\"code\":%d,\"message\":", a->code);
+    tether_json_dump_string(message, strlen(message), out);
+    if (a->data) {
+      tether_buf_append_str(out, ",\"data\":");
+      tether_json_dump(a->data, out);
+    }
+    tether_buf_append_char(out, '}');
+  }
+  tether_buf_append_char(out, '}');
+  tt_prov_answer_drop(a);
 }
 
 void tt_prov_wake_locked(void) {
@@ -76,21 +99,64 @@ static bool write_all(int fd, const char *p, size_t n) {
   return true;
 }
 
-void tt_prov_write_locked(const char *text, size_t len) {
-  if (tt_prov.out_closed || tt_prov.out_fd < 0)
+/* A kept buffer that one large message made large is given back, so that
+ * a single big answer does not hold its memory for the rest of the run. */
+#define KEEP_BUFFER_MAX (256u * 1024u)
+
+static void recycle(tether_buf *b) {
+  if (b->cap > KEEP_BUFFER_MAX)
+    tether_buf_free(b);
+  b->len = 0;
+}
+
+/* Writes the frame in out[0..len); caller holds tt_prov.mu. */
+static void write_frame_locked(const char *frame, size_t len) {
+  if (write_all(tt_prov.out_fd, frame, len))
     return;
-  tether_buf framed;
-  tether_buf_init(&framed);
-  tt_frame_write(tt_prov.framing, &framed, text, len);
-  bool ok = write_all(tt_prov.out_fd, framed.data, framed.len);
-  tether_buf_free(&framed);
-  if (!ok) {
-    /* The host stopped reading (EPIPE with SIGPIPE ignored, or worse):
-     * nobody is left to talk to, so the provider ends without a fuss. */
-    tt_prov.out_closed = true;
-    tt_prov.out_broken = true;
-    tt_prov_wake_locked();
+  /* The host stopped reading (EPIPE with SIGPIPE ignored, or worse):
+   * nobody is left to talk to, so the provider ends without a fuss. */
+  tt_prov.out_closed = true;
+  tt_prov.out_broken = true;
+  tt_prov_wake_locked();
+}
+
+static bool out_open_locked(void) {
+  return !tt_prov.out_closed && tt_prov.out_fd >= 0;
+}
+
+void tt_prov_write_locked(const char *text, size_t len) {
+  if (!out_open_locked())
+    return;
+  tether_buf *framed = &tt_prov.frame_buf;
+  framed->len = 0;
+  tt_frame_write(tt_prov.framing, framed, text, len);
+  write_frame_locked(framed->data, framed->len);
+  recycle(framed);
+}
+
+/* Writes a's message for a request with id id_text; caller holds
+ * tt_prov.mu. */
+static void send_answer_locked(const char *id_text, tt_prov_answer *a) {
+  if (!out_open_locked()) {
+    tt_prov_answer_drop(a);
+    return;
   }
+  tether_buf *text = &tt_prov.text_buf;
+  text->len = 0;
+  append_answer(text, id_text, a);
+  if (tt_prov.framing == TT_FRAMING_CONTENT_LENGTH) {
+    tt_prov_write_locked(text->data, text->len);
+  } else {
+    /* An ndjson frame is the text and its newline: framed in place. */
+    tether_buf_append_char(text, '\n');
+    write_frame_locked(text->data, text->len);
+  }
+  recycle(text);
+}
+
+void tt_prov_output_free_locked(void) {
+  tether_buf_free(&tt_prov.text_buf);
+  tether_buf_free(&tt_prov.frame_buf);
 }
 
 /* ---- Batches ---- */
@@ -138,6 +204,23 @@ static void batch_put_locked(tt_prov_batch *b, size_t slot, char *text,
     batch_flush_locked(b);
 }
 
+/* Puts a's text into the batch's slot; caller holds tt_prov.mu. */
+static void batch_answer_locked(tt_prov_batch *b, size_t slot,
+                                const char *id_text, tt_prov_answer *a) {
+  char *text = NULL;
+  size_t len = 0;
+  if (out_open_locked()) {
+    tether_buf t;
+    tether_buf_init(&t);
+    append_answer(&t, id_text, a);
+    text = tether_buf_steal(&t, &len);
+  } else {
+    /* Nothing more is written: the batch's answer never goes out. */
+    tt_prov_answer_drop(a);
+  }
+  batch_put_locked(b, slot, text, len);
+}
+
 static void batch_free(tt_prov_batch *b) {
   for (size_t i = 0; i < b->nslots; i++)
     free(b->answers[i]);
@@ -167,9 +250,9 @@ void tt_prov_batch_release(tt_prov_batch *b) {
 
 /* ---- Answers ---- */
 
-bool tt_prov_deliver_locked(tether_request *req, char *text, size_t len) {
+bool tt_prov_deliver_locked(tether_request *req, tt_prov_answer a) {
   if (req->answered) {
-    free(text);
+    tt_prov_answer_drop(&a);
     return false;
   }
   req->answered = true;
@@ -181,34 +264,30 @@ bool tt_prov_deliver_locked(tether_request *req, char *text, size_t len) {
     req->next->prev = req->prev;
   req->prev = req->next = NULL;
   tt_prov.nunanswered--;
-  if (req->batch) {
-    batch_put_locked(req->batch, req->slot, text, len);
-  } else {
-    tt_prov_write_locked(text, len);
-    free(text);
-  }
+  if (req->batch)
+    batch_answer_locked(req->batch, req->slot, req->id_text, &a);
+  else
+    send_answer_locked(req->id_text, &a);
   if (tt_prov.draining || tt_prov.shutdown)
     tt_prov_wake_locked();
   return tt_prov_request_unref_locked(req);
 }
 
-void tt_prov_deliver(tether_request *req, char *text, size_t len) {
+void tt_prov_deliver(tether_request *req, tt_prov_answer a) {
   pthread_mutex_lock(&tt_prov.mu);
-  bool last = tt_prov_deliver_locked(req, text, len);
+  bool last = tt_prov_deliver_locked(req, a);
   pthread_mutex_unlock(&tt_prov.mu);
   if (last)
     tt_prov_request_free(req);
 }
 
-void tt_prov_answer_other(tt_prov_batch *batch, char *text, size_t len) {
+void tt_prov_answer_other(tt_prov_batch *batch, const char *id_text,
+                          tt_prov_answer a) {
   pthread_mutex_lock(&tt_prov.mu);
-  if (batch) {
-    size_t slot = tt_prov_batch_slot_locked(batch);
-    batch_put_locked(batch, slot, text, len);
-  } else {
-    tt_prov_write_locked(text, len);
-    free(text);
-  }
+  if (batch)
+    batch_answer_locked(batch, tt_prov_batch_slot_locked(batch), id_text, &a);
+  else
+    send_answer_locked(id_text, &a);
   pthread_mutex_unlock(&tt_prov.mu);
 }
 

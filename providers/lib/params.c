@@ -52,26 +52,30 @@ static tether_json *path_data(const char *path) {
 }
 
 /* Checks member key of obj (at pointer `where`): present when required,
- * of the given kind when present. *out receives it, or NULL. */
+ * of the given kind when present. *out receives it, or NULL. The member's
+ * pointer is spelled out only for a problem: most requests have none. */
 static const char *member(const tether_json *obj, const char *where,
                           const char *key, tether_json_kind kind, bool required,
                           const tether_json **out, tt_prov_problem *p) {
+  const tether_json *v = tether_json_object_get(obj, key);
+  *out = NULL;
+  if (v ? tether_json_kind_of(v) == kind : !required) {
+    *out = v;
+    return NULL;
+  }
   tether_buf path;
   tether_buf_init(&path);
   tether_buf_append_str(&path, where);
   tether_json_pointer_append(&path, key, strlen(key));
-  const tether_json *v = tether_json_object_get(obj, key);
-  const char *err = NULL;
-  if (!v && required)
-    err = problem(p, TETHER_ERR_INVALID_PARAMS, path_data(path.data),
-                  "invalid params: missing %s", path.data);
-  else if (v && tether_json_kind_of(v) != kind)
-    err = problem(p, TETHER_ERR_INVALID_PARAMS, path_data(path.data),
-                  "invalid params: %s must be %s, not %s", path.data,
-                  kind_phrase(kind), kind_phrase(tether_json_kind_of(v)));
+  if (!v)
+    problem(p, TETHER_ERR_INVALID_PARAMS, path_data(path.data),
+            "invalid params: missing %s", path.data);
+  else
+    problem(p, TETHER_ERR_INVALID_PARAMS, path_data(path.data),
+            "invalid params: %s must be %s, not %s", path.data,
+            kind_phrase(kind), kind_phrase(tether_json_kind_of(v)));
   tether_buf_free(&path);
-  *out = err ? NULL : v;
-  return err;
+  return p->message;
 }
 
 static const char *check_resource(tether_request *req, tt_prov_problem *p) {

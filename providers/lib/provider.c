@@ -40,18 +40,14 @@ static void library_error(tether_request *req, int code, tether_json *data,
   va_start(ap, fmt);
   vsnprintf(message, sizeof message, fmt, ap);
   va_end(ap);
-  size_t len;
-  char *text = tt_prov_error_text(req->id_text, code, message, data, &len);
-  tt_prov_deliver(req, text, len);
+  tt_prov_deliver(req, tt_prov_error(code, message, data));
 }
 
 static void other_error(tt_prov_batch *batch, const tether_json *id, int code,
                         const char *message) {
   char *id_text = id ? tether_json_dumps(id, NULL) : NULL;
-  size_t len;
-  char *text = tt_prov_error_text(id_text, code, message, NULL, &len);
+  tt_prov_answer_other(batch, id_text, tt_prov_error(code, message, NULL));
   free(id_text);
-  tt_prov_answer_other(batch, text, len);
 }
 
 /* ---- Lifecycle ---- */
@@ -132,9 +128,7 @@ static void do_initialize(tether_request *req) {
                   shown, TETHER_PROTOCOL_VERSION);
     free(shown);
   } else {
-    size_t len;
-    char *text = tt_prov_result_text(req->id_text, initialize_result(), &len);
-    tt_prov_deliver(req, text, len);
+    tt_prov_deliver(req, tt_prov_result(initialize_result()));
     tt_prov.phase = TT_PROV_READY;
   }
 }
@@ -147,9 +141,7 @@ static void maybe_answer_shutdown(void) {
   if (tt_prov.shutdown && tt_prov.nunanswered == 1) {
     req = tt_prov.shutdown;
     tt_prov.shutdown = NULL;
-    size_t len;
-    char *text = tt_prov_result_text(req->id_text, tether_json_null(), &len);
-    last = tt_prov_deliver_locked(req, text, len);
+    last = tt_prov_deliver_locked(req, tt_prov_result(tether_json_null()));
     /* The main thread's reference, kept while the shutdown waited. */
     last = tt_prov_request_unref_locked(req) || last;
   }
@@ -161,11 +153,7 @@ static void maybe_answer_shutdown(void) {
 static void dispatch(tether_request *req) {
   tt_prov_problem p = {0};
   if (tt_prov_check_request(req, &p)) {
-    size_t len;
-    char *text =
-        tt_prov_error_text(req->id_text, p.code, p.message, p.data, &len);
-    p.data = NULL;
-    tt_prov_deliver(req, text, len);
+    tt_prov_deliver(req, tt_prov_error(p.code, p.message, p.data));
     tt_prov_request_release(req);
     return;
   }
@@ -391,6 +379,15 @@ static void run_loop(loop *L, int in_fd) {
     }
     if (L->eof && idle)
       break;
+    if (!L->eof && idle && tt_prov.nthreads == 0) {
+      /* Without workers and with every request answered, no other
+       * thread has an answer to send, so nothing but input can need the
+       * loop: wait in read() itself and save a poll() per message. A
+       * write failure on some other thread's notification is seen on the
+       * next turn; the host that stopped reading ends stdin too. */
+      read_input(L, in_fd, chunk);
+      continue;
+    }
     struct pollfd fds[2] = {{.fd = tt_prov.wake_rd, .events = POLLIN},
                             {.fd = in_fd, .events = POLLIN}};
     int rc = poll(fds, L->eof ? 1 : 2, -1);
@@ -474,6 +471,7 @@ int tt_prov_run(const tether_provider_info *info, int in_fd, int out_fd) {
   tt_prov.running = false;
   tt_prov.out_closed = true;
   tt_prov.out_fd = -1;
+  tt_prov_output_free_locked();
   close(tt_prov.wake_rd);
   close(tt_prov.wake_wr);
   tt_prov.wake_rd = tt_prov.wake_wr = -1;

@@ -94,7 +94,8 @@ typedef struct tt_prov_batch {
 
 struct tether_request {
   tt_msg msg;    /* owns the message (or a reference to the element) */
-  char *id_text; /* the id as JSON text */
+  char *id_text; /* the id as JSON text: id_small or malloc'd */
+  char id_small[24];
   tt_prov_batch *batch;
   size_t slot;
   tt_prov_op op; /* for the operations of SPEC section 5 */
@@ -126,6 +127,10 @@ typedef struct tt_prov_state {
   bool out_closed;    /* nothing more is written: exit came, or a write
                          failed */
   bool out_broken;    /* a write failed: the host is gone */
+  /* An answer's text and the framed message, kept from one message to the
+   * next so that answering allocates nothing. */
+  tether_buf text_buf;
+  tether_buf frame_buf;
 
   /* Lifecycle; the phase is changed by the main thread only. */
   tt_prov_phase phase;
@@ -205,25 +210,45 @@ const char *tt_prov_check_info(const tether_provider_info *info, char *buf,
 
 /* ---- Output (output.c) ---- */
 
-/* Answer texts. id_text NULL means "id": null. result and data are
- * consumed. */
-char *tt_prov_result_text(const char *id_text, tether_json *result,
-                          size_t *len);
-char *tt_prov_error_text(const char *id_text, int code, const char *message,
-                         tether_json *data, size_t *len);
-/* Sends an answer for req (text is taken over) unless req has one
+/* An answer to a request: a result, or an error with its code, message and
+ * data. Whoever is handed one consumes its values (result, data), also
+ * when the answer goes nowhere. */
+typedef struct tt_prov_answer {
+  bool is_error;
+  tether_json *result; /* NULL means null */
+  int code;
+  const char *message; /* borrowed; NULL or "" gives the code's name */
+  tether_json *data;   /* NULL when none */
+} tt_prov_answer;
+
+static inline tt_prov_answer tt_prov_result(tether_json *result) {
+  return (tt_prov_answer){.result = result};
+}
+static inline tt_prov_answer tt_prov_error(int code, const char *message,
+                                           tether_json *data) {
+  return (tt_prov_answer){
+      .is_error = true, .code = code, .message = message, .data = data};
+}
+/* Drops the values of an answer that is not sent. */
+void tt_prov_answer_drop(tt_prov_answer *a);
+
+/* Sends a for req (consuming its values) unless req has an answer
  * already, then drops the wire's reference. */
-void tt_prov_deliver(tether_request *req, char *text, size_t len);
+void tt_prov_deliver(tether_request *req, tt_prov_answer a);
 /* The same with tt_prov.mu held; true when the wire's reference was the
  * last (the caller frees req after unlocking). */
-bool tt_prov_deliver_locked(tether_request *req, char *text, size_t len);
+bool tt_prov_deliver_locked(tether_request *req, tt_prov_answer a);
 /* Answers something that is not a request (an unparseable or malformed
- * message): directly, or into batch when it is part of one. */
-void tt_prov_answer_other(tt_prov_batch *batch, char *text, size_t len);
+ * message; id_text NULL for "id": null): directly, or into batch when it
+ * is part of one. */
+void tt_prov_answer_other(tt_prov_batch *batch, const char *id_text,
+                          tt_prov_answer a);
 /* Writes one framed message; caller holds tt_prov.mu. */
 void tt_prov_write_locked(const char *text, size_t len);
 /* Wakes the main loop; caller holds tt_prov.mu. */
 void tt_prov_wake_locked(void);
+/* Frees the buffers output keeps between messages; at the end of a run. */
+void tt_prov_output_free_locked(void);
 
 tt_prov_batch *tt_prov_batch_new(tether_json *root);
 /* Hands out the next answer slot; caller holds tt_prov.mu. */

@@ -47,11 +47,24 @@ tether_handler *tt_prov_op_handler(const tether_resource_type *t,
 
 /* ---- Life ---- */
 
+/* The id as JSON text. A number is its own text, which for the ids hosts
+ * send fits the request's small array and costs no allocation. */
+static void set_id_text(tether_request *req) {
+  const char *number = tether_json_number_str(req->msg.id);
+  size_t len = number ? strlen(number) : 0;
+  if (number && len < sizeof req->id_small) {
+    memcpy(req->id_small, number, len + 1);
+    req->id_text = req->id_small;
+  } else {
+    req->id_text = tether_json_dumps(req->msg.id, NULL);
+  }
+}
+
 tether_request *tt_prov_request_new(tt_msg *m, tt_prov_batch *batch) {
   tether_request *req = tt_calloc(1, sizeof *req);
   req->msg = *m;
   memset(m, 0, sizeof *m);
-  req->id_text = tether_json_dumps(req->msg.id, NULL);
+  set_id_text(req);
   atomic_init(&req->cancelled, false);
   req->refs = 2;
   pthread_mutex_lock(&tt_prov.mu);
@@ -80,7 +93,8 @@ void tt_prov_request_free(tether_request *req) {
    * the array holding it. */
   tt_msg_free(&req->msg);
   tether_json_unref(req->empty_object);
-  free(req->id_text);
+  if (req->id_text != req->id_small)
+    free(req->id_text);
   if (req->batch)
     tt_prov_batch_release(req->batch);
   free(req);
@@ -131,10 +145,8 @@ void tt_prov_cancel(const char *id_text) {
   bool last = false;
   if (req) {
     atomic_store(&req->cancelled, true);
-    size_t len;
-    char *text = tt_prov_error_text(req->id_text, TETHER_ERR_CANCELLED,
-                                    "request cancelled", NULL, &len);
-    last = tt_prov_deliver_locked(req, text, len);
+    last = tt_prov_deliver_locked(
+        req, tt_prov_error(TETHER_ERR_CANCELLED, "request cancelled", NULL));
   }
   pthread_mutex_unlock(&tt_prov.mu);
   if (last)
@@ -149,7 +161,7 @@ void tt_prov_abandon_all(void) {
     tether_request *req = tt_prov.unanswered;
     atomic_store(&req->cancelled, true);
     /* With the channel closed this only unlinks the request. */
-    if (tt_prov_deliver_locked(req, tt_strdup(""), 0)) {
+    if (tt_prov_deliver_locked(req, tt_prov_result(NULL))) {
       req->next = to_free;
       to_free = req;
     }
@@ -213,8 +225,8 @@ static max_align_t done_token;
 static tether_done *done(void) { return (tether_done *)&done_token; }
 
 /* The handler's answer: checks that it is the first, then sends it. */
-static void handler_answer(tether_request *req, bool resolving, char *text,
-                           size_t len) {
+static void handler_answer(tether_request *req, bool resolving,
+                           tt_prov_answer a) {
   pthread_mutex_lock(&tt_prov.mu);
   const char *wrong = NULL;
   /* The handler's reference goes with its last act: the answer, or for a
@@ -246,10 +258,10 @@ static void handler_answer(tether_request *req, bool resolving, char *text,
   }
   if (wrong) {
     pthread_mutex_unlock(&tt_prov.mu);
-    free(text);
+    tt_prov_answer_drop(&a);
     misuse(req, wrong);
   }
-  bool last = tt_prov_deliver_locked(req, text, len);
+  bool last = tt_prov_deliver_locked(req, a);
   if (handler_done)
     last = tt_prov_request_unref_locked(req) || last;
   pthread_mutex_unlock(&tt_prov.mu);
@@ -259,18 +271,14 @@ static void handler_answer(tether_request *req, bool resolving, char *text,
 
 static void answer_result(tether_request *req, bool resolving,
                           tether_json *result) {
-  size_t len;
-  char *text = tt_prov_result_text(req->id_text, result, &len);
-  handler_answer(req, resolving, text, len);
+  handler_answer(req, resolving, tt_prov_result(result));
 }
 
 static void answer_error(tether_request *req, bool resolving, int code,
                          tether_json *data, const char *fmt, va_list ap) {
   char message[1024];
   vsnprintf(message, sizeof message, fmt, ap);
-  size_t len;
-  char *text = tt_prov_error_text(req->id_text, code, message, data, &len);
-  handler_answer(req, resolving, text, len);
+  handler_answer(req, resolving, tt_prov_error(code, message, data));
 }
 
 tether_done *tether_reply_ok(tether_request *req, tether_json *result) {
@@ -307,10 +315,9 @@ tether_done *tether_reply_invalid(tether_request *req, const char *path,
 }
 
 tether_done *tether_reply_cancelled(tether_request *req) {
-  size_t len;
-  char *text = tt_prov_error_text(req->id_text, TETHER_ERR_CANCELLED,
-                                  "request cancelled", NULL, &len);
-  handler_answer(req, false, text, len);
+  handler_answer(req, false,
+                 tt_prov_error(TETHER_ERR_CANCELLED, "request cancelled",
+                               NULL));
   return done();
 }
 
@@ -362,10 +369,6 @@ tether_done *tether_check_inputs(tether_request *req, const tether_json *obj,
   const char *err = tt_prov_check_inputs(obj, where, inputs, &p);
   if (!err)
     return NULL;
-  size_t len;
-  char *text =
-      tt_prov_error_text(req->id_text, p.code, p.message, p.data, &len);
-  p.data = NULL;
-  handler_answer(req, false, text, len);
+  handler_answer(req, false, tt_prov_error(p.code, p.message, p.data));
   return done();
 }

@@ -74,8 +74,7 @@ static int open_temp(const char *path, char **temp) {
 }
 
 bool tt_write_file_atomic(const char *path, const void *data, size_t len,
-                          mode_t mode, bool durable, char *err,
-                          size_t errlen) {
+                          mode_t mode, bool durable, char *err, size_t errlen) {
   char *temp;
   int fd = open_temp(path, &temp);
   if (fd < 0) {
@@ -95,8 +94,7 @@ bool tt_write_file_atomic(const char *path, const void *data, size_t len,
   }
   fd = -1;
   if (rename(temp, path) != 0) {
-    snprintf(err, errlen, "renaming %s to %s: %s", temp, path,
-             strerror(errno));
+    snprintf(err, errlen, "renaming %s to %s: %s", temp, path, strerror(errno));
     goto fail;
   }
   free(temp);
@@ -139,9 +137,9 @@ static int create_unnamed(const char *path, const void *data, size_t len,
   return result;
 }
 
-bool tt_create_file_exclusive(const char *path, const void *data,
-                              size_t len, mode_t mode, bool *existed,
-                              char *err, size_t errlen) {
+bool tt_create_file_exclusive(const char *path, const void *data, size_t len,
+                              mode_t mode, bool *existed, char *err,
+                              size_t errlen) {
   *existed = false;
   int r = create_unnamed(path, data, len, mode, existed, err, errlen);
   if (r != 0)

@@ -84,8 +84,8 @@ static char *stderr_tail(const run *r) {
 }
 
 /* The child's side of the fork: only async-signal-safe calls until exec. */
-static _Noreturn void child_exec(char **argv, int in_fd, int out_fd,
-                                 int err_fd, int report_fd) {
+static _Noreturn void child_exec(char **argv, int in_fd, int out_fd, int err_fd,
+                                 int report_fd) {
   /* The program stays in the provider's process group, which the host
    * stops as a whole when it has to: nothing outlives a killed provider.
    * The library ignores SIGPIPE and may block signals; a program starts
@@ -115,15 +115,15 @@ static void close_fd(int *fd) {
 }
 
 /* Starts the program; false with err filled when it could not run. */
-static bool start(run *r, const tether_json *inputs, bool with_stdin,
-                  int *in_w, int *out_r, int *err_r, char *err,
-                  size_t errlen) {
+static bool start(run *r, const tether_json *inputs, bool with_stdin, int *in_w,
+                  int *out_r, int *err_r, char *err, size_t errlen) {
   const tether_json *args = tether_json_object_get(inputs, "args");
   size_t argc = tether_json_array_size(args);
   char **argv = tt_calloc(argc + 2, sizeof *argv);
   argv[0] = (char *)r->executable;
   for (size_t i = 0; i < argc; i++)
-    argv[i + 1] = (char *)tether_json_string_value(tether_json_array_get(args, i));
+    argv[i + 1] =
+        (char *)tether_json_string_value(tether_json_array_get(args, i));
   int in[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1},
       report[2] = {-1, -1};
   bool ok = false;
@@ -208,8 +208,8 @@ static run_end communicate(tether_request *req, run *r, const char *stdin_data,
   run_end end = RUN_EXITED;
   char block[65536];
   while (out_r >= 0 || err_r >= 0) {
-    struct pollfd p[3] = {{out_r, POLLIN, 0}, {err_r, POLLIN, 0},
-                          {in_w, POLLOUT, 0}};
+    struct pollfd p[3] = {
+        {out_r, POLLIN, 0}, {err_r, POLLIN, 0}, {in_w, POLLOUT, 0}};
     int rc = poll(p, 3, 200);
     if (rc < 0 && errno != EINTR)
       break;
@@ -275,9 +275,9 @@ static tether_done *run_program(tether_request *req,
     tether_buf_free(&r.out);
     return tether_reply_error(req, TETHER_ERR_FAILED, NULL, "exec: %s", err);
   }
-  run_end end = communicate(
-      req, &r, tether_json_string_value(stdin_v),
-      tether_json_string_length(stdin_v), in_w, out_r, err_r, &status);
+  run_end end = communicate(req, &r, tether_json_string_value(stdin_v),
+                            tether_json_string_length(stdin_v), in_w, out_r,
+                            err_r, &status);
   tether_done *done;
   char *tail = stderr_tail(&r);
   if (end == RUN_CANCELLED) {
@@ -289,10 +289,9 @@ static tether_done *run_program(tether_request *req,
                               r.executable, MAX_STDOUT >> 20);
   } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     tether_json *out = tether_json_object();
-    out = tether_json_object_set(out, "stdout",
-                                 tether_json_string_n(r.out.data ? r.out.data
-                                                                 : "",
-                                                      r.out.len));
+    out = tether_json_object_set(
+        out, "stdout",
+        tether_json_string_n(r.out.data ? r.out.data : "", r.out.len));
     done = tether_reply_outputs(req, out);
   } else {
     tether_json *data = tether_json_object();

@@ -80,8 +80,8 @@ static mode_t default_mode(void) {
 static tether_done *write_file(tether_request *req, const file_inputs *in) {
   char err[600];
   if (!tt_write_file_atomic(in->name, in->contents, in->contents_len,
-                            in->has_mode ? in->mode : default_mode(), true,
-                            err, sizeof err))
+                            in->has_mode ? in->mode : default_mode(), true, err,
+                            sizeof err))
     return tether_reply_error(req, TETHER_ERR_FAILED, NULL, "file %s: %s",
                               in->name, err);
   return NULL;
@@ -119,11 +119,18 @@ tether_done *tt_file_update(tether_request *req) {
       tether_json_object_get(tether_request_resource(req), "inputProperties"),
       "name"));
   char err[600];
-  if (old && strcmp(old, in.name) != 0 && !remove_file(old, err, sizeof err))
+  if (old && strcmp(old, in.name) != 0 && !remove_file(old, err, sizeof err)) {
+    /* The new file is there: the host records the update as done. */
+    tether_json *partial = tether_json_object();
+    partial = tether_json_object_set(partial, "outputProperties",
+                                     tether_json_object());
+    tether_json *data = tether_json_object();
+    data = tether_json_object_set(data, "partial", partial);
     return tether_reply_error(
-        req, TETHER_ERR_FAILED, NULL,
+        req, TETHER_ERR_FAILED, data,
         "file %s was written, but the old file could not be removed: %s",
         in.name, err);
+  }
   return tether_reply_outputs(req, tether_json_object());
 }
 

@@ -33,8 +33,8 @@ typedef struct tt_fail {
   tether_json *data;
 } tt_fail;
 
-void tt_fail_set(tt_fail *f, int code, tether_json *data, const char *fmt,
-                 ...) TETHER_PRINTF(4, 5);
+void tt_fail_set(tt_fail *f, int code, tether_json *data, const char *fmt, ...)
+    TETHER_PRINTF(4, 5);
 /* Answers req with the failure and releases its data. */
 tether_done *tt_fail_reply(tether_request *req, tt_fail *f) TETHER_MUST_USE;
 
@@ -51,9 +51,9 @@ tether_done *tt_reply_bad_input(tether_request *req, const char *key,
 /* Checks the existing resource's inputProperties of a delete, read,
  * state_read or state_event against inputs, as the library does for
  * create's and update's; NULL when fine, else a reply already made. */
-tether_done *tt_check_resource_inputs(tether_request *req,
-                                      const tether_input *inputs)
-    TETHER_MUST_USE;
+tether_done *
+tt_check_resource_inputs(tether_request *req,
+                         const tether_input *inputs) TETHER_MUST_USE;
 /* A string input usable as a path or an argument: no NUL byte and, when
  * nonempty is set, not empty. Returns NULL when fine, else what is wrong. */
 const char *tt_check_c_string(const tether_json *s, bool nonempty);
@@ -67,15 +67,14 @@ bool tt_fsync_parent_dir(const char *path, char *err, size_t errlen);
  * sees the old file or the new one. With durable, the file and then the
  * directory are fsynced, so a crash leaves one of the two as well. */
 bool tt_write_file_atomic(const char *path, const void *data, size_t len,
-                          mode_t mode, bool durable, char *err,
-                          size_t errlen);
+                          mode_t mode, bool durable, char *err, size_t errlen);
 /* Creates path with data only when it does not exist yet, atomically in
  * the same sense: either there is no file at path, or there is one with
  * all of data, durably. *existed is set when path was already there (then
  * nothing was written). */
-bool tt_create_file_exclusive(const char *path, const void *data,
-                              size_t len, mode_t mode, bool *existed,
-                              char *err, size_t errlen);
+bool tt_create_file_exclusive(const char *path, const void *data, size_t len,
+                              mode_t mode, bool *existed, char *err,
+                              size_t errlen);
 /* The current time as RFC 3339 UTC with milliseconds:
  * "2026-11-21T04:00:00.123Z". out must hold 32 bytes. */
 void tt_utc_now(char *out, size_t outlen);
@@ -95,13 +94,13 @@ void tt_lock_forget(const char *path);
 
 /* What replaying a state file found. */
 typedef struct tt_log_replay {
-  tether_json *state;  /* the resolved state (owned) */
-  uint64_t index;      /* the index of the last event */
-  uint64_t events;     /* how many events were applied */
-  off_t append_at;     /* where the next event goes: the end of the file
-                          with a torn tail cut off */
-  bool need_newline;   /* the byte before append_at is not '\n' */
-  off_t file_size;     /* the size found; > append_at when torn */
+  tether_json *state; /* the resolved state (owned) */
+  uint64_t index;     /* the index of the last event */
+  uint64_t events;    /* how many events were applied */
+  off_t append_at;    /* where the next event goes: the end of the file
+                         with a torn tail cut off */
+  bool need_newline;  /* the byte before append_at is not '\n' */
+  off_t file_size;    /* the size found; > append_at when torn */
 } tt_log_replay;
 
 /* Reads the event log in fd from the start, streaming, and resolves it.

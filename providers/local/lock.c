@@ -42,7 +42,8 @@ static void write_record(const char *path) {
   memcpy(since + 19, "Z", 2);
   tether_json *rec = tether_json_object();
   rec = tether_json_object_set(rec, "pid", tether_json_int(getpid()));
-  rec = tether_json_object_set(rec, "program", tether_json_string("tether-local"));
+  rec = tether_json_object_set(rec, "program",
+                               tether_json_string("tether-local"));
   rec = tether_json_object_set(rec, "since", tether_json_string(since));
   tether_buf text;
   tether_buf_init(&text);
@@ -53,9 +54,8 @@ static void write_record(const char *path) {
   char err[512];
   if (!tt_write_file_atomic(file, text.data, text.len, 0644, false, err,
                             sizeof err))
-    fprintf(stderr,
-            "warning: could not record the holder of %s: %s\n",
-            path, err);
+    fprintf(stderr, "warning: could not record the holder of %s: %s\n", path,
+            err);
   free(file);
   tether_buf_free(&text);
 }

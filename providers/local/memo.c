@@ -13,8 +13,8 @@ tether_done *tt_memo_create(tether_request *req) {
   tether_json *out = tether_json_object();
   out = tether_json_object_set(
       out, "value",
-      tether_json_ref(
-          tether_json_object_get(tether_request_inputs(req), "initialize_with")));
+      tether_json_ref(tether_json_object_get(tether_request_inputs(req),
+                                             "initialize_with")));
   return tether_reply_outputs(req, out);
 }
 

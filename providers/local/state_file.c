@@ -67,8 +67,8 @@ static bool ensure_state_file(const char *name, tt_fail *fail) {
                                        &existed, err, sizeof err);
     tether_buf_free(&initial);
     if (!ok) {
-      tt_fail_set(fail, TETHER_ERR_FAILED, NULL,
-                  "creating state file %s: %s", name, err);
+      tt_fail_set(fail, TETHER_ERR_FAILED, NULL, "creating state file %s: %s",
+                  name, err);
       return false;
     }
     if (!existed)
@@ -183,8 +183,8 @@ tether_done *tt_state_file_state_read(tether_request *req) {
   tether_json *result = tether_json_object();
   result = tether_json_object_set(result, "state",
                                   tether_json_ref(tt_store_state(s)));
-  result =
-      tether_json_object_set(result, "index", tether_json_uint(tt_store_index(s)));
+  result = tether_json_object_set(result, "index",
+                                  tether_json_uint(tt_store_index(s)));
   return tether_reply_ok(req, result);
 }
 

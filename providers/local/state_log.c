@@ -39,9 +39,9 @@ typedef struct reader {
   const char *path;
   char *buf;
   size_t cap;
-  size_t len;  /* bytes in buf */
-  off_t base;  /* file offset of buf[0] */
-  size_t pos;  /* next byte to look at */
+  size_t len; /* bytes in buf */
+  off_t base; /* file offset of buf[0] */
+  size_t pos; /* next byte to look at */
   bool eof;
   /* The scanner's progress through the text starting at pos, kept across
    * refills so a long event is scanned once. */
@@ -65,8 +65,8 @@ static bool refill(reader *r) {
     r->buf = tt_realloc(r->buf, r->cap + 1);
   }
   for (;;) {
-    ssize_t n = pread(r->fd, r->buf + r->len, r->cap - r->len,
-                      r->base + (off_t)r->len);
+    ssize_t n =
+        pread(r->fd, r->buf + r->len, r->cap - r->len, r->base + (off_t)r->len);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
@@ -105,14 +105,14 @@ static uint64_t line_of(int fd, off_t offset) {
   return line;
 }
 
-static void fail_corrupt(int fd, const char *path, tt_fail *fail,
-                         off_t offset, const char *fmt, const char *what) {
+static void fail_corrupt(int fd, const char *path, tt_fail *fail, off_t offset,
+                         const char *fmt, const char *what) {
   uint64_t line = line_of(fd, offset);
   tether_json *data = tether_json_object();
   data = tether_json_object_set(data, "file", tether_json_string(path));
   data = tether_json_object_set(data, "line", tether_json_uint(line));
-  data = tether_json_object_set(data, "offset",
-                                tether_json_int((int64_t)offset));
+  data =
+      tether_json_object_set(data, "offset", tether_json_int((int64_t)offset));
   char detail[512];
   snprintf(detail, sizeof detail, fmt, what);
   tt_fail_set(fail, TETHER_ERR_STATE_CORRUPT, data,
@@ -229,7 +229,8 @@ static bool classify_tail(reader *r, tt_fail *fail) {
   }
   tether_json_error err;
   if (!valid_beginning(t, n, &err)) {
-    fail_corrupt(r->fd, r->path, fail, at + (off_t)err.offset, "%s", parse_reason(&err));
+    fail_corrupt(r->fd, r->path, fail, at + (off_t)err.offset, "%s",
+                 parse_reason(&err));
     return false;
   }
   return true;
@@ -286,8 +287,8 @@ static bool apply_event(applier *a, tether_json *ev, off_t at) {
    * event takes its position as its index. */
   if (!err && out->events > 0 && index != 0 && index != out->events) {
     snprintf(why, sizeof why,
-             "event number %" PRIu64 " has index %" PRIu64
-             " (expected %" PRIu64 " or 0): the history is out of order",
+             "event number %" PRIu64 " has index %" PRIu64 " (expected %" PRIu64
+             " or 0): the history is out of order",
              out->events, index, out->events);
     err = why;
   }
@@ -354,11 +355,11 @@ static int find_text_end(reader *r, size_t *end, tt_fail *fail) {
 
 /* What the reading found besides the events. */
 typedef struct read_end {
-  uint64_t texts;     /* events parsed */
-  off_t append_at;    /* just after the whole events and their whitespace */
+  uint64_t texts;  /* events parsed */
+  off_t append_at; /* just after the whole events and their whitespace */
   off_t file_size;
-  bool need_newline;  /* the byte before append_at is not '\n' */
-  off_t torn_at;      /* where an incomplete last event starts, or -1 */
+  bool need_newline; /* the byte before append_at is not '\n' */
+  off_t torn_at;     /* where an incomplete last event starts, or -1 */
 } read_end;
 
 /* Cuts the file into JSON texts, parses them and applies them in order

@@ -8,10 +8,10 @@
  * Durability with group commit. An event is answered only once it is on
  * stable storage. The handler (on the provider's one worker thread)
  * applies the patch in memory, writes the line and hands the request to
- * the store's flusher thread, which runs fdatasync() and then answers every request whose
- * line the sync covered. With one request at a time that is one sync per
- * event; when the host pipelines events (concurrency above 1), the events
- * that arrive during one sync share the next, so the rate is bounded by
+ * the store's flusher thread, which runs fdatasync() and then answers every
+ * request whose line the sync covered. With one request at a time that is one
+ * sync per event; when the host pipelines events (concurrency above 1), the
+ * events that arrive during one sync share the next, so the rate is bounded by
  * the disk's sync latency times the batch, not by the latency alone.
  * Events are written in order and a sync covers all earlier writes, so an
  * acknowledged index implies every index before it is durable too.
@@ -57,12 +57,12 @@ struct tt_store {
   pthread_t flusher;
   bool flusher_running;
   bool stopping;
-  uint64_t written;  /* events written */
-  uint64_t synced;   /* events on stable storage */
-  pending *queue;    /* written, waiting for a sync */
+  uint64_t written; /* events written */
+  uint64_t synced;  /* events on stable storage */
+  pending *queue;   /* written, waiting for a sync */
   size_t queue_len;
   size_t queue_cap;
-  char broken[512];  /* why the store is unusable; empty while it is fine */
+  char broken[512]; /* why the store is unusable; empty while it is fine */
 };
 
 static tt_store *held;
@@ -256,11 +256,11 @@ static bool op_touches_shape(const tether_json *op) {
 /* Applies patch to the state in memory, all or nothing. A patch that
  * would leave something other than a nixopsState is refused like one
  * that does not apply. */
-static bool apply_patch(tt_store *s, const tether_json *patch,
-                        tt_fail *fail) {
-  /* The library has checked that the patch is well-formed. Most events change resources below /resources and cannot break the
-   * state's shape; they are applied in place. The others keep the old
-   * state, so a bad result can be undone. */
+static bool apply_patch(tt_store *s, const tether_json *patch, tt_fail *fail) {
+  /* The library has checked that the patch is well-formed. Most events change
+   * resources below /resources and cannot break the state's shape; they are
+   * applied in place. The others keep the old state, so a bad result can be
+   * undone. */
   bool guard = false;
   for (size_t i = 0, n = tether_json_array_size(patch); i < n && !guard; i++)
     guard = op_touches_shape(tether_json_array_get(patch, i));
@@ -341,8 +341,8 @@ tether_done *tt_store_append(tt_store *s, tether_request *req,
     return tt_fail_reply(req, &fail);
   if (expect_index >= 0 && (uint64_t)expect_index != s->index) {
     tether_json *data = tether_json_object();
-    data = tether_json_object_set(data, "expected",
-                                  tether_json_int(expect_index));
+    data =
+        tether_json_object_set(data, "expected", tether_json_int(expect_index));
     data = tether_json_object_set(data, "actual", tether_json_uint(s->index));
     return tether_reply_error(
         req, TETHER_ERR_STATE_CONFLICT, data,
@@ -421,7 +421,8 @@ tether_done *tt_store_append(tt_store *s, tether_request *req,
                                 s->name, s->index, strerror(err));
     }
     tether_json *result = tether_json_object();
-    result = tether_json_object_set(result, "index", tether_json_uint(s->index));
+    result =
+        tether_json_object_set(result, "index", tether_json_uint(s->index));
     return tether_reply_ok(req, result);
   }
   return tether_reply_pending(req);

@@ -37,6 +37,9 @@ median() {
     else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# KB to MB, one decimal.
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
 # Runs CMD RUNS times under runstat after one warm-up run; prints
 # "WALL_MS RSS_KB" (medians) and leaves the last output in $WORK/out.
 measure() { # CMD...
@@ -67,7 +70,7 @@ t_ms=$1 t_rss=$2
 tail -c 40 "$WORK/out" | grep -q "\"index\":$((EVENTS - 1))}" ||
   { echo "local_bench: tether's answer does not end at index $((EVENTS - 1))" >&2; exit 1; }
 t_bytes=$(wc -c <"$WORK/out")
-echo "tether run state-read: median ${t_ms} ms, peak RSS $((t_rss / 1024)) MB" \
+echo "tether run state-read: median ${t_ms} ms, peak RSS $(mb "$t_rss") MB" \
   "(largest process; targets 100 ms, 64 MB); answer $t_bytes bytes"
 
 NODE_DIR=$BUILD/bench/node
@@ -86,12 +89,25 @@ if [ -d "$NODE_DIR/node_modules/fast-json-patch" ]; then
   tail -c 40 "$WORK/out" | grep -q "\"index\":$((EVENTS - 1))}" ||
     echo "local_bench: the Node peer's answer does not end at index $((EVENTS - 1))" >&2
   echo "node + fast-json-patch $(node -p 'require(process.argv[1] + "/node_modules/fast-json-patch/package.json").version' "$NODE_DIR"):" \
-    "median ${n_ms} ms, peak RSS $((n_rss / 1024)) MB"
+    "median ${n_ms} ms, peak RSS $(mb "$n_rss") MB"
   awk -v tm="$t_ms" -v nm="$n_ms" -v tr="$t_rss" -v nr="$n_rss" 'BEGIN {
     printf "ratio node/tether: time %.1fx, memory %.1fx\n", nm / tm, nr / tr }'
 else
   echo "node + fast-json-patch: not available (node and npm are needed)"
 fi
+
+# Replay must grow linearly with the log: the same per-event cost at a
+# quarter, half and the whole of it.
+scaling=
+for n in $((EVENTS / 4)) $((EVENTS / 2)); do
+  "$GEN" --events "$n" "$WORK/state-$n.json" >/dev/null || exit 1
+  set -- $(RUNS=3 measure "$TETHER" run state-read --provider-exe "$LOCAL" \
+    --type state_file --inputs-json "{\"name\":\"$WORK/state-$n.json\"}" \
+    --outputs-json '{}') || exit 1
+  scaling="$scaling $(awk -v n="$n" -v ms="$1" 'BEGIN { printf "%d events %.0f ms (%.2f us/event),", n, ms, ms * 1000 / n }')"
+  rm -f "$WORK/state-$n.json"
+done
+echo "scaling:$scaling $(awk -v n="$EVENTS" -v ms="$t_ms" 'BEGIN { printf "%d events %.0f ms (%.2f us/event)", n, ms, ms * 1000 / n }')"
 
 echo "== tether-local: state_event with durable appends"
 EV_FILE=$WORK/events.json
@@ -121,6 +137,7 @@ floor_rate=${1:-?} floor_us=${2:-?}
 echo "disk floor:    $floor_rate synced appends/s (${floor_us} us per write+fdatasync of 400 bytes; sync_floor)"
 echo "one at a time: $seq_rate events/s, ${seq_cpu} us CPU per event (tether + provider):"
 echo "               bound by the disk: each answer waits for its own fdatasync"
+echo "               (the floor above) plus one round trip through tether"
 echo "64 in flight:  $pipe_rate events/s, ${pipe_cpu} us CPU per event (tether + provider):"
 echo "               group commit shares one fdatasync among the events that arrive"
 echo "               during it, so the bound moves to the CPU of the two processes"

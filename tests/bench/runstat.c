@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
                (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
-  fprintf(stderr, "wall_ms=%.1f cpu_ms=%.1f maxrss_kb=%ld status=%d\n", ms,
-          cpu, ru.ru_maxrss, code);
+  fprintf(stderr, "wall_ms=%.1f cpu_ms=%.1f maxrss_kb=%ld status=%d\n", ms, cpu,
+          ru.ru_maxrss, code);
   return code;
 }

@@ -49,8 +49,8 @@ int main(int argc, char **argv) {
   close(fd);
   unlink(path);
   free(line);
-  double s = (double)(t1.tv_sec - t0.tv_sec) +
-             (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  double s =
+      (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
   printf("syncs=%d seconds=%.3f per_s=%.0f us_each=%.1f\n", n, s, n / s,
          s / n * 1e6);
   return 0;

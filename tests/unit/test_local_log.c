@@ -105,12 +105,12 @@ static void expect_damage(const char *text, size_t len, int64_t line,
   tether_json_unref(fail.data);
 }
 
-#define DAMAGE(lit, line, where)                                             \
+#define DAMAGE(lit, line, where)                                               \
   expect_damage(lit, sizeof lit - 1, line, offset_of(lit, where))
 
-#define EV0                                                                  \
-  "{\"index\":0,\"meta\":{\"time\":\"t\"},\"patch\":[{\"op\":\"add\","       \
-  "\"path\":\"\",\"value\":{\"_type\":\"nixopsState\",\"resources\":{},"     \
+#define EV0                                                                    \
+  "{\"index\":0,\"meta\":{\"time\":\"t\"},\"patch\":[{\"op\":\"add\","         \
+  "\"path\":\"\",\"value\":{\"_type\":\"nixopsState\",\"resources\":{},"       \
   "\"deployments\":{}}}]}"
 
 static void reference_file_resolves(void **state) {
@@ -268,10 +268,11 @@ static void events_larger_than_the_buffer(void **state) {
   tether_buf_init(&b);
   tether_buf_append_str(&b, EV0 "\n");
   for (int e = 1; e <= 3; e++) {
-    tether_buf_printf(&b,
-                      "{\"index\":%d,\"meta\":{\"time\":\"t\"},\"patch\":[{"
-                      "\"op\":\"add\",\"path\":\"/resources/big%d\",\"value\":\"",
-                      e, e);
+    tether_buf_printf(
+        &b,
+        "{\"index\":%d,\"meta\":{\"time\":\"t\"},\"patch\":[{"
+        "\"op\":\"add\",\"path\":\"/resources/big%d\",\"value\":\"",
+        e, e);
     for (int i = 0; i < 3 * (int)CHUNK; i++)
       tether_buf_append_char(&b, (char)('a' + i % 26));
     tether_buf_append_str(&b, "\"}]}\n");
@@ -374,18 +375,17 @@ int main(void) {
       cmocka_unit_test_setup_teardown(reference_file_resolves, make_temp,
                                       remove_temp),
       cmocka_unit_test_setup_teardown(
-          nixops_index_zero_events_take_their_position, make_temp,
-          remove_temp),
+          nixops_index_zero_events_take_their_position, make_temp, remove_temp),
       cmocka_unit_test_setup_teardown(every_cut_is_a_torn_tail_compact,
                                       make_temp, remove_temp),
       cmocka_unit_test_setup_teardown(every_cut_is_a_torn_tail_spaced,
                                       make_temp, remove_temp),
       cmocka_unit_test_setup_teardown(zero_bytes_after_a_cut_are_a_torn_tail,
                                       make_temp, remove_temp),
-      cmocka_unit_test_setup_teardown(damage_names_line_and_offset,
-                                      make_temp, remove_temp),
-      cmocka_unit_test_setup_teardown(events_larger_than_the_buffer,
-                                      make_temp, remove_temp),
+      cmocka_unit_test_setup_teardown(damage_names_line_and_offset, make_temp,
+                                      remove_temp),
+      cmocka_unit_test_setup_teardown(events_larger_than_the_buffer, make_temp,
+                                      remove_temp),
       cmocka_unit_test_setup_teardown(
           early_damage_is_found_without_reading_everything, make_temp,
           remove_temp),

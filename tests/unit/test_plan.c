@@ -421,6 +421,62 @@ static void chained_stores_round_trip(void **state) {
   world_free(&w);
 }
 
+/* A resource whose record moves to another store is deleted from the old
+ * one and created in the new one, in its replaceOrder: never both at once,
+ * since both halves may name the same thing (a file). */
+static const tt_step *step_with(const tt_plan *p, const char *path,
+                                tt_action a) {
+  for (size_t i = 0; i < p->nsteps; i++)
+    if (strcmp(p->steps[i].path, path) == 0 && p->steps[i].action == a)
+      return &p->steps[i];
+  fail_msg("no %s step for %s", tt_action_name(a), path);
+  return NULL;
+}
+
+static void moved_record_follows_replace_order(void **state) {
+  static const char *const orders[] = {"create-first", "delete-first"};
+  for (size_t k = 0; k < 2; k++) {
+    char model[600];
+    snprintf(model, sizeof model,
+             "{'state': 'file', " LOCAL ","
+             " 'resources': {"
+             "  'file': {'provider': 'local', 'type': 'state_file'},"
+             "  'pg': {'provider': 'local', 'type': 'pg_state',"
+             "         'state': 'file'},"
+             "  'app': {'provider': 'local', 'type': 'f', 'state': 'pg',"
+             "          'replaceOrder': '%s'}}}",
+             orders[k]);
+    world w;
+    world_init(&w, model);
+    set_state(&w, 0,
+              "{'_type': 'nixopsState', 'deployments': {}, 'resources': {"
+              " 'pg': {'type': 'pg_state', 'provider': 'local',"
+              "        'inputProperties': {}, 'outputProperties': {},"
+              "        'dependsOn': [], 'status': 'created'},"
+              " 'app': {'type': 'f', 'provider': 'local',"
+              "         'inputProperties': {}, 'outputProperties': {},"
+              "         'dependsOn': [], 'status': 'created'}}}");
+    set_state(&w, 1, "{'_type': 'nixopsState', 'deployments': {},"
+                     " 'resources': {}}");
+    tt_plan *p = plan(&w);
+    const tt_step *del = step_with(p, "app", TT_ACTION_DELETE);
+    const tt_step *create = step_with(p, "app", TT_ACTION_CREATE);
+    if (k == 0)
+      assert_true(waits_for(p, del, create));
+    else
+      assert_true(waits_for(p, create, del));
+    apply_plan(&w, p);
+    tt_plan_free(p);
+    assert_string_equal(w.log, k == 0 ? "create app; delete app"
+                                      : "delete app; create app");
+    assert_null(tether_json_pointer_get(w.states[0], "/resources/app", NULL));
+    assert_non_null(
+        tether_json_pointer_get(w.states[1], "/resources/app", NULL));
+    assert_nothing_to_do(&w);
+    world_free(&w);
+  }
+}
+
 /* ---- Updates and replaces ---- */
 
 static const char *two_files =
@@ -1182,6 +1238,7 @@ int main(void) {
       cmocka_unit_test(first_run_creates_then_nothing_changes),
       cmocka_unit_test(nested_deployments_round_trip),
       cmocka_unit_test(chained_stores_round_trip),
+      cmocka_unit_test(moved_record_follows_replace_order),
       cmocka_unit_test(update_lists_changed_paths),
       cmocka_unit_test(replace_when_type_or_provider_changes),
       cmocka_unit_test(replace_when_type_cannot_update),
