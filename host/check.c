@@ -240,8 +240,10 @@ static const char *load_cases(struct opts *o, const char *path) {
   }
   o->cases_doc = doc;
   if (!tether_json_is_array(doc))
-    return usage_error(o, "--cases %s: want an array of {\"type\", "
-                          "\"inputs\", \"updateInputs\"?}", path);
+    return usage_error(o,
+                       "--cases %s: want an array of {\"type\", "
+                       "\"inputs\", \"updateInputs\"?}",
+                       path);
   for (size_t i = 0; i < tether_json_array_size(doc); i++) {
     const tether_json *c = tether_json_array_get(doc, i);
     const tether_json *type = tether_json_object_get(c, "type");
@@ -249,9 +251,11 @@ static const char *load_cases(struct opts *o, const char *path) {
     const tether_json *upd = tether_json_object_get(c, "updateInputs");
     if (!tether_json_is_string(type) || !tether_json_is_object(inputs) ||
         (upd && !tether_json_is_object(upd)))
-      return usage_error(o, "--cases %s: entry %zu needs \"type\" (a string), "
-                            "\"inputs\" (an object) and optionally "
-                            "\"updateInputs\" (an object)", path, i);
+      return usage_error(o,
+                         "--cases %s: entry %zu needs \"type\" (a string), "
+                         "\"inputs\" (an object) and optionally "
+                         "\"updateInputs\" (an object)",
+                         path, i);
     if (add_case(o, tether_json_string_value(type)))
       return o->err;
     struct check_case *cc = &o->cases[o->ncases - 1];
@@ -263,19 +267,19 @@ static const char *load_cases(struct opts *o, const char *path) {
 }
 
 static const char *const value_flags[] = {
-    "--provider-exe", "--provider-arg", "--framing", "--timeout",
-    "--start-timeout", "--grace", "--type", "--inputs-json",
-    "--update-inputs-json", "--cases", "--only"};
+    "--provider-exe",       "--provider-arg", "--framing", "--timeout",
+    "--start-timeout",      "--grace",        "--type",    "--inputs-json",
+    "--update-inputs-json", "--cases",        "--only"};
 
 static bool takes_value(const char *flag, size_t len) {
   for (size_t i = 0; i < sizeof value_flags / sizeof value_flags[0]; i++)
-    if (strlen(value_flags[i]) == len && strncmp(value_flags[i], flag, len) == 0)
+    if (strlen(value_flags[i]) == len &&
+        strncmp(value_flags[i], flag, len) == 0)
       return true;
   return false;
 }
 
-static const char *apply_flag(struct opts *o, const char *flag,
-                              const char *v) {
+static const char *apply_flag(struct opts *o, const char *flag, const char *v) {
   struct check_case *last = o->ncases ? &o->cases[o->ncases - 1] : NULL;
   if (strcmp(flag, "--provider-exe") == 0) {
     o->exe = v;
@@ -286,8 +290,10 @@ static const char *apply_flag(struct opts *o, const char *flag,
   } else if (strcmp(flag, "--framing") == 0) {
     if (tt_framing_parse(v, &o->framing) != 0 ||
         o->framing == TT_FRAMING_DETECT)
-      return usage_error(o, "--framing needs ndjson or content-length, got "
-                            "'%s'", v);
+      return usage_error(o,
+                         "--framing needs ndjson or content-length, got "
+                         "'%s'",
+                         v);
   } else if (strcmp(flag, "--timeout") == 0) {
     return parse_seconds(o, flag, v, &o->timeout_ms);
   } else if (strcmp(flag, "--start-timeout") == 0) {
@@ -296,8 +302,10 @@ static const char *apply_flag(struct opts *o, const char *flag,
     return parse_seconds(o, flag, v, &o->grace_ms);
   } else if (strcmp(flag, "--type") == 0) {
     if (last && !last->inputs)
-      return usage_error(o, "--type %s needs --inputs-json before the next "
-                            "--type", last->type);
+      return usage_error(o,
+                         "--type %s needs --inputs-json before the next "
+                         "--type",
+                         last->type);
     return add_case(o, v);
   } else if (strcmp(flag, "--inputs-json") == 0 ||
              strcmp(flag, "--update-inputs-json") == 0) {
@@ -309,6 +317,8 @@ static const char *apply_flag(struct opts *o, const char *flag,
     return parse_object(o, flag, v,
                         update ? &last->update_inputs : &last->inputs);
   } else if (strcmp(flag, "--cases") == 0) {
+    if (last && !last->inputs)
+      return usage_error(o, "--type %s needs --inputs-json", last->type);
     return load_cases(o, v);
   } else if (strcmp(flag, "--only") == 0) {
     o->only = tt_realloc(o->only, (o->nonly + 1) * sizeof *o->only);
@@ -350,7 +360,9 @@ static const char *parse_opts(int argc, char **argv, struct opts *o) {
       continue;
     }
     if (strncmp(arg, "--", 2) != 0)
-      return usage_error(o, "unexpected argument '%s'", arg);
+      return usage_error(o, "%s '%s'",
+                         arg[0] == '-' ? "unknown flag" : "unexpected argument",
+                         arg);
     const char *eq = strchr(arg, '=');
     size_t flen = eq ? (size_t)(eq - arg) : strlen(arg);
     if (!takes_value(arg, flen))
@@ -377,8 +389,15 @@ static const char *parse_opts(int argc, char **argv, struct opts *o) {
 
 /* ---- The suite ---- */
 
-enum op { OP_CREATE, OP_UPDATE, OP_DELETE, OP_READ, OP_STATE_READ,
-          OP_STATE_EVENT, OP_COUNT };
+enum op {
+  OP_CREATE,
+  OP_UPDATE,
+  OP_DELETE,
+  OP_READ,
+  OP_STATE_READ,
+  OP_STATE_EVENT,
+  OP_COUNT
+};
 
 static const char *const op_names[OP_COUNT] = {
     "create", "update", "delete", "read", "state_read", "state_event"};
@@ -400,8 +419,8 @@ struct suite {
   uv_timer_t timer;
   bool timer_fired;
   volatile bool interrupted;
-  char *exe;  /* resolved, absolute */
-  char *tmp;  /* the suite's temporary directory */
+  char *exe; /* resolved, absolute */
+  char *tmp; /* the suite's temporary directory */
   unsigned ndirs;
   unsigned passed, failed, skipped;
   const char *current; /* the case running, for findings */
@@ -537,8 +556,7 @@ static const char *type_case(char *buf, size_t len, const char *type,
 static char *fresh_dir(struct suite *s) {
   char *d = strf("%s/%u", s->tmp, ++s->ndirs);
   if (mkdir(d, 0700) != 0 && errno != EEXIST)
-    fprintf(stderr, "tether check: cannot create %s: %s\n", d,
-            strerror(errno));
+    fprintf(stderr, "tether check: cannot create %s: %s\n", d, strerror(errno));
   return d;
 }
 
@@ -578,8 +596,10 @@ static void check_notification_shape(struct suite *s, const tt_msg *m,
     for (size_t i = 0; level && i < 4; i++)
       ok = ok || strcmp(level, levels[i]) == 0;
     if (!ok)
-      record_notification(s, "a log notification whose level is not "
-                             "error, warn, info or debug", text, len);
+      record_notification(s,
+                          "a log notification whose level is not "
+                          "error, warn, info or debug",
+                          text, len);
     else if (!tether_json_is_string(tether_json_object_get(p, "message")))
       record_notification(s, "a log notification without a string message",
                           text, len);
@@ -590,20 +610,27 @@ static void check_notification_shape(struct suite *s, const tt_msg *m,
     const tether_json *fr = tether_json_object_get(p, "fraction");
     double f = 0;
     if (!id || !tt_rpc_id_valid(id) || tether_json_is_null(id))
-      record_notification(s, "a progress notification without the id of "
-                             "its request", text, len);
+      record_notification(s,
+                          "a progress notification without the id of "
+                          "its request",
+                          text, len);
     else if (!tether_json_is_string(tether_json_object_get(p, "message")))
-      record_notification(s, "a progress notification without a string "
-                             "message", text, len);
+      record_notification(s,
+                          "a progress notification without a string "
+                          "message",
+                          text, len);
     else if (fr && (!tether_json_get_double(fr, &f) || f < 0 || f > 1))
-      record_notification(s, "a progress notification whose fraction is "
-                             "not a number from 0 to 1", text, len);
+      record_notification(s,
+                          "a progress notification whose fraction is "
+                          "not a number from 0 to 1",
+                          text, len);
     return;
   }
   char what[200];
   snprintf(what, sizeof what,
            "a notification \"%.60s\", which tether does not know (providers "
-           "send log and progress)", m->method);
+           "send log and progress)",
+           m->method);
   record_notification(s, what, text, len);
 }
 
@@ -623,9 +650,8 @@ static void trace_cb(void *user, int pid, char direction, const char *data,
           n < len ? "..." : "");
 }
 
-static bool session_start(struct suite *s, struct session *ss,
-                          const char *cwd, tt_framing framing, bool tty,
-                          tether_buf *why) {
+static bool session_start(struct suite *s, struct session *ss, const char *cwd,
+                          tt_framing framing, bool tty, tether_buf *why) {
   memset(ss, 0, sizeof *ss);
   ss->s = s;
   ss->framing = framing;
@@ -648,9 +674,10 @@ static void session_end(struct session *ss) {
   struct suite *s = ss->s;
   tt_framing peer = tt_wire_peer_framing(ss->w);
   if (peer != TT_FRAMING_DETECT && peer != ss->framing)
-    record_stdout(s, "it answered in %s framing to messages sent in %s "
-                     "(a provider answers in the framing of the first "
-                     "message it receives)",
+    record_stdout(s,
+                  "it answered in %s framing to messages sent in %s "
+                  "(a provider answers in the framing of the first "
+                  "message it receives)",
                   tt_framing_name(peer), tt_framing_name(ss->framing));
   /* A provider that did not exit on EOF once is killed at once from then
    * on: the eof case reports it, and waiting again would only be slow. */
@@ -659,14 +686,18 @@ static void session_end(struct session *ss) {
   ss->w = NULL;
 }
 
-typedef enum answer_kind { ANSWER_RESULT, ANSWER_ERROR, ANSWER_NONE } answer_kind;
+typedef enum answer_kind {
+  ANSWER_RESULT,
+  ANSWER_ERROR,
+  ANSWER_NONE
+} answer_kind;
 
 /* What came back for a request. */
 typedef struct answer {
   answer_kind kind;
-  tt_msg m;      /* RESULT, ERROR: the response */
+  tt_msg m; /* RESULT, ERROR: the response */
   bool has_msg;
-  size_t which;  /* the index of the id it answered, of those awaited */
+  size_t which;     /* the index of the id it answered, of those awaited */
   unsigned foreign; /* answers seen meanwhile with ids not awaited */
   tether_buf why;   /* NONE: what happened instead */
   tether_buf stray; /* what else came while waiting */
@@ -734,6 +765,13 @@ static bool id_matches(const tether_json *got, const tether_json *const *want,
   return false;
 }
 
+/* After something unexpected, the awaited answer gets STRAY_WAIT_MS more
+ * at most. */
+static void hurry(uint64_t *deadline, uint64_t now) {
+  if (*deadline > now + STRAY_WAIT_MS)
+    *deadline = now + STRAY_WAIT_MS;
+}
+
 /* Reads what the provider writes until the answer to one of the awaited
  * ids (a JSON null awaits an answer with "id": null) comes, or time is up.
  * Notifications are judged and passed over; anything else is noted in
@@ -758,10 +796,8 @@ static void await_answer(struct session *ss, const tether_json *const *want,
       if (!tether_json_is_object(ev.json)) {
         record_stdout(s, "it wrote a JSON %s where a message object belongs",
                       tether_json_kind_name(tether_json_kind_of(ev.json)));
-        stray(a, "a JSON value that is not a message object", ev.text,
-              ev.len);
-        deadline = deadline < now + STRAY_WAIT_MS ? deadline
-                                                   : now + STRAY_WAIT_MS;
+        stray(a, "a JSON value that is not a message object", ev.text, ev.len);
+        hurry(&deadline, now);
         break;
       }
       tt_msg m;
@@ -796,8 +832,7 @@ static void await_answer(struct session *ss, const tether_json *const *want,
           stray(a, what, ev.text, ev.len);
           a->foreign++;
           tt_msg_free(&m);
-          deadline = deadline < now + STRAY_WAIT_MS ? deadline
-                                                     : now + STRAY_WAIT_MS;
+          hurry(&deadline, now);
         }
         break;
       case TT_MSG_INVALID: {
@@ -813,8 +848,7 @@ static void await_answer(struct session *ss, const tether_json *const *want,
           char line[320];
           snprintf(line, sizeof line, "a message that is %s", what);
           stray(a, line, ev.text, ev.len);
-          deadline = deadline < now + STRAY_WAIT_MS ? deadline
-                                                     : now + STRAY_WAIT_MS;
+          hurry(&deadline, now);
         }
         tt_msg_free(&m);
         break;
@@ -826,16 +860,16 @@ static void await_answer(struct session *ss, const tether_json *const *want,
       tether_buf q;
       tether_buf_init(&q);
       tt_frame_quote(&q, ev.text, ev.len, QUOTE_MAX);
-      record_stdout(s, "stdout held %s, which is not JSON (%s); logs belong "
-                       "on stderr or in log notifications",
+      record_stdout(s,
+                    "stdout held %s, which is not JSON (%s); logs belong "
+                    "on stderr or in log notifications",
                     q.data, ev.why);
       tether_buf_free(&q);
       char what[500];
       snprintf(what, sizeof what, "stdout held text that is not JSON (%.400s)",
                ev.why);
       stray(a, what, ev.text, ev.len);
-      deadline = deadline < now + STRAY_WAIT_MS ? deadline
-                                                 : now + STRAY_WAIT_MS;
+      hurry(&deadline, now);
       break;
     }
     case TT_WIRE_TIMEOUT:
@@ -858,10 +892,11 @@ static void await_answer(struct session *ss, const tether_json *const *want,
       break;
     }
     case TT_WIRE_BROKEN:
-      record_stdout(s, "its stdout could not be cut into messages: %s",
-                    ev.why);
-      tether_buf_printf(&a->why, "no answer: its stdout could not be cut "
-                                 "into messages: %s", ev.why);
+      record_stdout(s, "its stdout could not be cut into messages: %s", ev.why);
+      tether_buf_printf(&a->why,
+                        "no answer: its stdout could not be cut "
+                        "into messages: %s",
+                        ev.why);
       done = true;
       break;
     }
@@ -886,8 +921,7 @@ static void call(struct session *ss, const char *method, tether_json *params,
   tether_json_unref(msg);
   tether_json *want = tether_json_int(id);
   const tether_json *wants[] = {want};
-  await_answer(ss, wants, 1, timeout_ms ? timeout_ms : ss->s->o->timeout_ms,
-               a);
+  await_answer(ss, wants, 1, timeout_ms ? timeout_ms : ss->s->o->timeout_ms, a);
   tether_json_unref(want);
 }
 
@@ -1165,12 +1199,16 @@ static void validate_types(const tether_json *types, tether_buf *p) {
     }
     bool state_ops = seen[OP_STATE_READ] && seen[OP_STATE_EVENT];
     if (tether_json_bool_value(sp) && !state_ops)
-      problem(p, "type %s: stateProvider is true but operations lack "
-                 "state_read or state_event", name);
+      problem(p,
+              "type %s: stateProvider is true but operations lack "
+              "state_read or state_event",
+              name);
     if (!tether_json_bool_value(sp) &&
         (seen[OP_STATE_READ] || seen[OP_STATE_EVENT]))
-      problem(p, "type %s: operations has state_read or state_event but "
-                 "stateProvider is not true", name);
+      problem(p,
+              "type %s: operations has state_read or state_event but "
+              "stateProvider is not true",
+              name);
   }
 }
 
@@ -1217,8 +1255,7 @@ static void check_initialize(struct suite *s) {
   if (!session_start(s, &ss, s->tmp, s->o->framing, false, &why)) {
     snprintf(s->init_failure, sizeof s->init_failure,
              "the provider cannot be started");
-    reportf(s, "initialize", V_FAIL, "cannot start the provider: %s",
-            why.data);
+    reportf(s, "initialize", V_FAIL, "cannot start the provider: %s", why.data);
     tether_buf_free(&why);
     return;
   }
@@ -1230,8 +1267,9 @@ static void check_initialize(struct suite *s) {
              "initialize failed (see the initialize case)");
     tether_buf f;
     tether_buf_init(&f);
-    tether_buf_printf(&f, "expected a result to initialize {\"protocolVersion"
-                          "\": 1} within %.1f s (--start-timeout), got ",
+    tether_buf_printf(&f,
+                      "expected a result to initialize {\"protocolVersion"
+                      "\": 1} within %.1f s (--start-timeout), got ",
                       (double)s->o->start_timeout_ms / 1000.0);
     describe(&a, &f);
     report(s, "initialize", V_FAIL, f.data);
@@ -1246,8 +1284,7 @@ static void check_initialize(struct suite *s) {
     verdict_of(s, "initialize-result", &p);
     begin(s, "resource-types");
     tether_buf_init(&p);
-    const tether_json *types = tether_json_object_get(s->init,
-                                                      "resourceTypes");
+    const tether_json *types = tether_json_object_get(s->init, "resourceTypes");
     if (tether_json_is_object(types))
       validate_types(types, &p);
     else
@@ -1309,8 +1346,8 @@ static void check_protocol_version(struct suite *s) {
   call(&ss, "initialize", initialize_params(999), s->o->start_timeout_ms, &a);
   if (expect_error(&a, TETHER_ERR_INVALID_PARAMS,
                    "initialize with protocolVersion 999", &f)) {
-    const tether_json *sup = tether_json_object_get(a.m.error_data,
-                                                    "supported");
+    const tether_json *sup =
+        tether_json_object_get(a.m.error_data, "supported");
     bool ok = tether_json_is_array(sup) && tether_json_array_size(sup) > 0;
     int64_t n;
     for (size_t i = 0; ok && i < tether_json_array_size(sup); i++)
@@ -1346,16 +1383,19 @@ static void check_tty(struct suite *s) {
   int64_t status;
   int sig;
   if (!tt_wire_wait_exit(ss.w, s->o->grace_ms)) {
-    problem(&f, "with a terminal on stdin it was still running after %.1f "
-                "s; it should print a one-line hint on stderr and exit 1",
+    problem(&f,
+            "with a terminal on stdin it was still running after %.1f "
+            "s; it should print a one-line hint on stderr and exit 1",
             (double)s->o->grace_ms / 1000.0);
   } else {
     tt_wire_exited(ss.w, &status, &sig);
     char desc[96];
     tt_wire_exit_desc(ss.w, desc, sizeof desc);
     if (sig || status != 1)
-      problem(&f, "with a terminal on stdin it %s; want exit status 1 after "
-                  "a one-line hint on stderr", desc);
+      problem(&f,
+              "with a terminal on stdin it %s; want exit status 1 after "
+              "a one-line hint on stderr",
+              desc);
     /* Stderr may still be in the pipe: give it a moment. */
     tt_wire_event ev;
     tt_wire_next(ss.w, 500, &ev);
@@ -1368,7 +1408,9 @@ static void check_tty(struct suite *s) {
       problem(&f, "it wrote nothing on stderr; want a one-line hint such as "
                   "\"NAME is a tether provider; run it through tether\"");
   }
-  session_end(&ss);
+  /* Killed outright when it did not exit: how it ends on EOF is the eof
+   * case's business, and a terminal gives it no EOF to see. */
+  tt_wire_free(ss.w, 0);
   verdict_of(s, name, &f);
 }
 
@@ -1394,8 +1436,7 @@ static void check_unknown_method(struct suite *s) {
 }
 
 /* A follow-up request proves the provider survived what came before. */
-static void expect_alive(struct session *ss, const char *after,
-                         tether_buf *f) {
+static void expect_alive(struct session *ss, const char *after, tether_buf *f) {
   answer a;
   call(ss, NO_SUCH_METHOD, tether_json_object(), 0, &a);
   if (!answered(&a)) {
@@ -1419,7 +1460,8 @@ static void check_parse_error(struct suite *s) {
   probe(&ss, "{\"jsonrpc\":\"2.0\",\"id\":", NULL, false, &a);
   expect_error(&a, TETHER_ERR_PARSE,
                "the cut-off text {\"jsonrpc\":\"2.0\",\"id\": (to be "
-               "answered with \"id\": null)", &f);
+               "answered with \"id\": null)",
+               &f);
   answer_free(&a);
   expect_alive(&ss, "a parse error", &f);
   session_end(&ss);
@@ -1472,8 +1514,10 @@ static void check_strict_json(struct suite *s) {
       break;
     }
     if (!(a.kind == ANSWER_ERROR && a.m.error_code == TETHER_ERR_PARSE)) {
-      problem(&f, "accepted a message with %s as JSON: expected error -32700 "
-                  "(parse error), got ", probes[i].what);
+      problem(&f,
+              "accepted a message with %s as JSON: expected error -32700 "
+              "(parse error), got ",
+              probes[i].what);
       describe(&a, &f);
     }
     answer_free(&a);
@@ -1493,8 +1537,9 @@ static void check_deep_nesting(struct suite *s) {
     return;
   tether_buf text;
   tether_buf_init(&text);
-  tether_buf_append_str(&text, "{\"jsonrpc\":\"2.0\",\"id\":301,\"method\":\""
-                               NO_SUCH_METHOD "\",\"params\":{\"deep\":");
+  tether_buf_append_str(
+      &text, "{\"jsonrpc\":\"2.0\",\"id\":301,\"method\":\"" NO_SUCH_METHOD
+             "\",\"params\":{\"deep\":");
   tether_buf_reserve(&text, 2 * DEEP_NESTING + 8);
   memset(text.data + text.len, '[', DEEP_NESTING);
   text.len += DEEP_NESTING;
@@ -1506,8 +1551,10 @@ static void check_deep_nesting(struct suite *s) {
   answer a;
   probe(&ss, text.data, "301", true, &a);
   if (a.kind != ANSWER_ERROR) {
-    problem(&f, "expected an error (such as -32700) for a message nested %d "
-                "deep, got ", DEEP_NESTING);
+    problem(&f,
+            "expected an error (such as -32700) for a message nested %d "
+            "deep, got ",
+            DEEP_NESTING);
     describe(&a, &f);
   }
   answer_free(&a);
@@ -1553,8 +1600,10 @@ static void check_invalid_request(struct suite *s) {
               (a.m.error_code == TETHER_ERR_INVALID_REQUEST ||
                (probes[i].alt_code && a.m.error_code == probes[i].alt_code));
     if (!ok) {
-      problem(&f, "for a request with %s: expected error -32600 (invalid "
-                  "request), got ", probes[i].what);
+      problem(&f,
+              "for a request with %s: expected error -32600 (invalid "
+              "request), got ",
+              probes[i].what);
       describe(&a, &f);
     }
     bool dead = !answered(&a);
@@ -1568,9 +1617,8 @@ static void check_invalid_request(struct suite *s) {
 
 /* Sends something that must not be answered, then a request: the only
  * answer must be the request's. */
-static void check_silence(struct suite *s, const char *name,
-                          const char *method, tether_json *params,
-                          const char *what) {
+static void check_silence(struct suite *s, const char *name, const char *method,
+                          tether_json *params, const char *what) {
   if (!wanted(s, name)) {
     tether_json_unref(params);
     return;
@@ -1613,9 +1661,8 @@ static void check_cancel_unknown(struct suite *s) {
 /* Ids come back exactly as sent: a string stays a string, and a 20-digit
  * number keeps every digit. */
 static void check_ids(struct suite *s) {
-  static const char *const ids[] = {
-      "\"tether-check \\\"7\\\" \\u00e9\"", "12345678901234567890", "\"42\"",
-      "-7"};
+  static const char *const ids[] = {"\"tether-check \\\"7\\\" \\u00e9\"",
+                                    "12345678901234567890", "\"42\"", "-7"};
   const char *name = "ids";
   if (!wanted(s, name))
     return;
@@ -1626,8 +1673,10 @@ static void check_ids(struct suite *s) {
   tether_buf f;
   tether_buf_init(&f);
   for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
-    char *text = strf("{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":\""
-                      NO_SUCH_METHOD "\",\"params\":{}}", ids[i]);
+    char *text =
+        strf("{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":\"" NO_SUCH_METHOD
+             "\",\"params\":{}}",
+             ids[i]);
     answer a;
     probe(&ss, text, ids[i], false, &a);
     free(text);
@@ -1770,8 +1819,8 @@ static void check_concurrency(struct suite *s) {
     int64_t id = ss.next_id++;
     ids[i] = tether_json_int(id);
     pending[i] = ids[i];
-    tether_json *params = t ? op_params(OP_READ, t->name, t->c->inputs, NULL)
-                            : harmless_params();
+    tether_json *params =
+        t ? op_params(OP_READ, t->name, t->c->inputs, NULL) : harmless_params();
     tether_json *msg = tt_rpc_request(id, "read", params);
     tt_wire_send(ss.w, msg);
     tether_json_unref(msg);
@@ -1785,8 +1834,9 @@ static void check_concurrency(struct suite *s) {
     answer a;
     await_answer(&ss, pending, n, deadline > now ? deadline - now : 1, &a);
     if (!answered(&a)) {
-      problem(&f, "sent %zu request%s at once (its concurrency is %" PRIu64
-                  "): %zu answered, then ",
+      problem(&f,
+              "sent %zu request%s at once (its concurrency is %" PRIu64
+              "): %zu answered, then ",
               n, n == 1 ? "" : "s", s->concurrency, got);
       describe(&a, &f);
       answer_free(&a);
@@ -1795,8 +1845,8 @@ static void check_concurrency(struct suite *s) {
     /* An id answered twice, or one never sent, shows up here; what is not
      * a message at all is for stdout-protocol-only to report. */
     if (a.foreign)
-      problem(&f, "while answering %zu requests at once it also wrote: %s",
-              n, a.stray.data);
+      problem(&f, "while answering %zu requests at once it also wrote: %s", n,
+              a.stray.data);
     pending[a.which] = NULL;
     got++;
     answer_free(&a);
@@ -1845,8 +1895,10 @@ static void check_unknown_type(struct suite *s) {
                   s->types[i].name);
       }
       if (nk != s->ntypes && !f.len)
-        problem(&f, "data.known has %zu entries, initialize declared %zu "
-                    "types", nk, s->ntypes);
+        problem(&f,
+                "data.known has %zu entries, initialize declared %zu "
+                "types",
+                nk, s->ntypes);
     }
   }
   answer_free(&a);
@@ -1896,9 +1948,10 @@ static void check_shutdown(struct suite *s) {
   send_notification(&ss, "exit", NULL);
   uint64_t t0 = now_ms();
   if (!tt_wire_wait_exit(ss.w, s->o->grace_ms)) {
-    problem(&f, "still running %.1f s after shutdown and the exit "
-                "notification (stdin left open); it should exit with "
-                "status 0",
+    problem(&f,
+            "still running %.1f s after shutdown and the exit "
+            "notification (stdin left open); it should exit with "
+            "status 0",
             (double)(now_ms() - t0) / 1000.0);
   } else {
     int64_t status;
@@ -1927,8 +1980,9 @@ static void check_eof(struct suite *s) {
   tt_wire_close_stdin(ss.w);
   uint64_t t0 = now_ms();
   if (!tt_wire_wait_exit(ss.w, s->o->grace_ms))
-    problem(&f, "still running %.1f s after its stdin was closed; EOF on "
-                "stdin ends a provider",
+    problem(&f,
+            "still running %.1f s after its stdin was closed; EOF on "
+            "stdin ends a provider",
             (double)(now_ms() - t0) / 1000.0);
   session_end(&ss);
   verdict_of(s, name, &f);
@@ -1941,8 +1995,7 @@ struct host_run {
   tether_buf failure;
 };
 
-static void host_on_ready(tt_provider *p, const tt_reply *failure,
-                          void *user) {
+static void host_on_ready(tt_provider *p, const tt_reply *failure, void *user) {
   struct host_run *h = user;
   h->ready_called = true;
   if (failure) {
@@ -1967,8 +2020,8 @@ static void quiet_log(tt_provider *p, const char *level, const char *line,
 
 static void verbose_log(tt_provider *p, const char *level, const char *line,
                         size_t len, void *user) {
-  fprintf(stderr, "  [%d] %s %.*s\n", tt_provider_pid(p),
-          level ? level : "!", (int)len, line);
+  fprintf(stderr, "  [%d] %s %.*s\n", tt_provider_pid(p), level ? level : "!",
+          (int)len, line);
 }
 
 static void on_suite_timer(uv_timer_t *t) {
@@ -2018,8 +2071,7 @@ static void check_host_session(struct suite *s) {
   } else if (h.failure.len) {
     problem(&f, "tether's provider client refused it: %s", h.failure.data);
   } else if (h.dead) {
-    problem(&f, "it died right after initialize: %s",
-            tt_provider_exit_desc(p));
+    problem(&f, "it died right after initialize: %s", tt_provider_exit_desc(p));
   } else {
     uint64_t t0 = now_ms();
     tt_provider_stop(p);
@@ -2028,9 +2080,10 @@ static void check_host_session(struct suite *s) {
                    TT_PROVIDER_DRAIN_MS + 10000);
     const char *desc = h.dead ? tt_provider_exit_desc(p) : "is still running";
     if (!h.dead || strcmp(desc, "exited with status 0") != 0)
-      problem(&f, "under tether's stop sequence (shutdown, exit, stdin "
-                  "closed, %.1f s grace, SIGTERM, SIGKILL) it %s after "
-                  "%.1f s; want status 0 within the grace period",
+      problem(&f,
+              "under tether's stop sequence (shutdown, exit, stdin "
+              "closed, %.1f s grace, SIGTERM, SIGKILL) it %s after "
+              "%.1f s; want status 0 within the grace period",
               (double)s->o->grace_ms / 1000.0, desc,
               (double)(now_ms() - t0) / 1000.0);
   }
@@ -2086,10 +2139,10 @@ static void check_unsupported_ops(struct suite *s, const struct type_info *t) {
     call(&ss, op_names[op],
          op_params((enum op)op, t->name, t->c ? t->c->inputs : NULL, NULL), 0,
          &a);
-    if (!(a.kind == ANSWER_ERROR &&
-          a.m.error_code == TETHER_ERR_UNSUPPORTED)) {
-      problem(&f, "%s, which the type does not declare: expected error "
-                  "-32011 (operation not supported), got ",
+    if (!(a.kind == ANSWER_ERROR && a.m.error_code == TETHER_ERR_UNSUPPORTED)) {
+      problem(&f,
+              "%s, which the type does not declare: expected error "
+              "-32011 (operation not supported), got ",
               op_names[op]);
       describe(&a, &f);
     }
@@ -2125,14 +2178,16 @@ static void check_requires_state(struct suite *s, const struct type_info *t) {
   call(&ss, "create", create_params(t->name, inputs, false), 0, &a);
   if (!t->c && a.kind == ANSWER_ERROR &&
       a.m.error_code == TETHER_ERR_INVALID_PARAMS) {
-    reportf(s, name, V_SKIP, "it checked the (empty) inputs before "
-                             "isStateful; pass --type %s --inputs-json to "
-                             "check this",
+    reportf(s, name, V_SKIP,
+            "it checked the (empty) inputs before "
+            "isStateful; pass --type %s --inputs-json to "
+            "check this",
             t->name);
   } else {
     expect_error(&a, TETHER_ERR_REQUIRES_STATE,
                  "a create with isStateful false of a type with "
-                 "requireState true", &f);
+                 "requireState true",
+                 &f);
     if (a.kind == ANSWER_RESULT)
       delete_quietly(&ss, t, inputs, a.m.result);
     verdict_of(s, name, &f);
@@ -2197,7 +2252,8 @@ static void check_unknown_input(struct suite *s, const struct type_info *t) {
     return;
   }
   tether_json *inputs = or_empty(t->c ? t->c->inputs : NULL);
-  inputs = tether_json_object_set(inputs, UNKNOWN_INPUT, tether_json_bool(true));
+  inputs =
+      tether_json_object_set(inputs, UNKNOWN_INPUT, tether_json_bool(true));
   tether_buf f;
   tether_buf_init(&f);
   answer a;
@@ -2205,7 +2261,8 @@ static void check_unknown_input(struct suite *s, const struct type_info *t) {
   static const char want_path[] = "/inputProperties/" UNKNOWN_INPUT;
   if (expect_error(&a, TETHER_ERR_INVALID_PARAMS,
                    "a create with the input property " UNKNOWN_INPUT
-                   ", which no type has", &f)) {
+                   ", which no type has",
+                   &f)) {
     const char *path = tether_json_string_value(
         tether_json_object_get(a.m.error_data, "path"));
     /* Without valid inputs to start from, a provider may well name a
@@ -2235,7 +2292,8 @@ static void check_unknown_input(struct suite *s, const struct type_info *t) {
 static bool expect_outputs(const answer *a, const char *ctx, tether_buf *f) {
   if (!expect_result(a, ctx, f))
     return false;
-  const tether_json *out = tether_json_object_get(a->m.result, "outputProperties");
+  const tether_json *out =
+      tether_json_object_get(a->m.result, "outputProperties");
   if (!tether_json_is_object(out)) {
     expected(f, ctx);
     tether_buf_append_str(f, "a result {\"outputProperties\": {...}}, got ");
@@ -2257,8 +2315,8 @@ static bool expect_exists(const answer *a, bool want, const char *ctx,
     json_cut(f, a->m.result, QUOTE_MAX);
     return false;
   }
-  const tether_json *out = tether_json_object_get(a->m.result,
-                                                  "outputProperties");
+  const tether_json *out =
+      tether_json_object_get(a->m.result, "outputProperties");
   if (want && out && !tether_json_is_object(out)) {
     problem(f, "outputProperties is not an object: ");
     json_cut(f, out, QUOTE_MAX);
@@ -2307,8 +2365,8 @@ static void check_lifecycle(struct suite *s, const struct type_info *t) {
   call(&ss, "create", create_params(t->name, inputs, t->require_state), 0, &a);
   bool created = expect_outputs(&a, "create with the given inputs", &f);
   if (created)
-    outputs = tether_json_ref(
-        tether_json_object_get(a.m.result, "outputProperties"));
+    outputs =
+        tether_json_ref(tether_json_object_get(a.m.result, "outputProperties"));
   else if (a.kind == ANSWER_RESULT)
     /* A result of the wrong shape still means something was made. */
     outputs = tether_json_object();
@@ -2336,8 +2394,8 @@ static void check_lifecycle(struct suite *s, const struct type_info *t) {
   if (!type_has_op(t, OP_UPDATE)) {
     report(s, names[2], V_SKIP, "the type declares no update");
   } else {
-    const tether_json *next = t->c->update_inputs ? t->c->update_inputs
-                                                  : inputs;
+    const tether_json *next =
+        t->c->update_inputs ? t->c->update_inputs : inputs;
     tether_json *p = tether_json_object();
     p = tether_json_object_set(p, "resource",
                                resource_json(t->name, inputs, outputs));
@@ -2405,20 +2463,20 @@ enum state_step {
 };
 
 static const char *const state_steps[ST_COUNT] = {
-    "state-read-fresh", "state-event",     "state-read-after-event",
+    "state-read-fresh",   "state-event",     "state-read-after-event",
     "state-expect-index", "state-bad-patch", "state-lock",
     "state-persists"};
 
 /* A state_read answer holds a NixOps4 state {_type, resources,
  * deployments} and an integer index; fills *state and *index. */
-static bool expect_state(const answer *a, tether_json **state,
-                         uint64_t *index, const char *ctx, tether_buf *f) {
+static bool expect_state(const answer *a, tether_json **state, uint64_t *index,
+                         const char *ctx, tether_buf *f) {
   if (!expect_result(a, ctx, f))
     return false;
   const tether_json *st = tether_json_object_get(a->m.result, "state");
   const tether_json *ix = tether_json_object_get(a->m.result, "index");
-  const char *type = tether_json_string_value(tether_json_object_get(st,
-                                                                     "_type"));
+  const char *type =
+      tether_json_string_value(tether_json_object_get(st, "_type"));
   if (!tether_json_is_object(st) || !type || strcmp(type, "nixopsState") ||
       !tether_json_is_object(tether_json_object_get(st, "resources")) ||
       !tether_json_is_object(tether_json_object_get(st, "deployments")) ||
@@ -2582,8 +2640,9 @@ static void check_state(struct suite *s, const struct type_info *t) {
       !(tether_json_get_uint(tether_json_object_get(a.m.result, "index"),
                              &got_index) &&
         got_index == index1)) {
-    problem(&f, "expected {\"index\": %" PRIu64 "} (the last index plus "
-                "one), got ",
+    problem(&f,
+            "expected {\"index\": %" PRIu64 "} (the last index plus "
+            "one), got ",
             index1);
     json_cut(&f, a.m.result, 80);
   }
@@ -2600,9 +2659,8 @@ static void check_state(struct suite *s, const struct type_info *t) {
   begin(s, names[ST_EXPECT_INDEX]);
   tether_buf_init(&f);
   patch = tether_json_array_append(
-      tether_json_array(),
-      add_op("/resources/" CHECK_RESOURCE "-conflict",
-             check_record(CHECK_RESOURCE)));
+      tether_json_array(), add_op("/resources/" CHECK_RESOURCE "-conflict",
+                                  check_record(CHECK_RESOURCE)));
   uint64_t wrong = view.index + 5;
   call(&ss, "state_event",
        state_event_params(resource_json(t->name, inputs, outputs), patch, true,
@@ -2611,7 +2669,8 @@ static void check_state(struct suite *s, const struct type_info *t) {
   char ctx[160];
   snprintf(ctx, sizeof ctx,
            "a state_event with expectIndex %" PRIu64 " when the last index "
-           "is %" PRIu64, wrong, view.index);
+           "is %" PRIu64,
+           wrong, view.index);
   expect_error(&a, TETHER_ERR_STATE_CONFLICT, ctx, &f);
   bool alive = answered(&a);
   answer_free(&a);
@@ -2630,18 +2689,18 @@ static void check_state(struct suite *s, const struct type_info *t) {
   bad = tether_json_object_set(
       bad, "path", tether_json_string("/resources/__tether_check_missing__"));
   patch = tether_json_array_append(
-      tether_json_array_append(
-          tether_json_array(),
-          add_op("/resources/" CHECK_RESOURCE "-half",
-                 check_record(CHECK_RESOURCE))),
+      tether_json_array_append(tether_json_array(),
+                               add_op("/resources/" CHECK_RESOURCE "-half",
+                                      check_record(CHECK_RESOURCE))),
       bad);
   call(&ss, "state_event",
-       state_event_params(resource_json(t->name, inputs, outputs), patch,
-                          false, 0),
+       state_event_params(resource_json(t->name, inputs, outputs), patch, false,
+                          0),
        0, &a);
   if (expect_error(&a, TETHER_ERR_INVALID_PARAMS,
                    "a state_event whose patch removes a path that does not "
-                   "exist (operation 1)", &f)) {
+                   "exist (operation 1)",
+                   &f)) {
     int64_t op;
     const tether_json *opv = tether_json_object_get(a.m.error_data, "op");
     if (!opv || !tether_json_get_int(opv, &op) || op != 1) {
@@ -2654,8 +2713,10 @@ static void check_state(struct suite *s, const struct type_info *t) {
   answer_free(&a);
   if (alive)
     expect_state_is(&ss, resource_json(t->name, inputs, outputs), NULL, 0,
-                    &view, "after the patch that does not apply (nothing may "
-                    "be written)", &f);
+                    &view,
+                    "after the patch that does not apply (nothing may "
+                    "be written)",
+                    &f);
   verdict_of(s, names[ST_BAD_PATCH], &f);
 
   /* While this process holds the store, another gets -32020. */
@@ -2667,7 +2728,8 @@ static void check_state(struct suite *s, const struct type_info *t) {
          op_params(OP_STATE_READ, t->name, inputs, outputs), 0, &a);
     if (expect_error(&a, TETHER_ERR_STATE_LOCKED,
                      "a state_read from a second process while the first "
-                     "holds the store", &f) &&
+                     "holds the store",
+                     &f) &&
         (!tether_json_is_string(
              tether_json_object_get(a.m.error_data, "holder")) ||
          !tether_json_object_get(a.m.error_data, "since"))) {
@@ -2688,8 +2750,7 @@ static void check_state(struct suite *s, const struct type_info *t) {
   tether_buf_init(&f);
   if (open_session(s, &ss, dir, s->o->framing, names[ST_PERSISTS])) {
     expect_state_is(&ss, resource_json(t->name, inputs, outputs), NULL, 0,
-                    &view, "from a new process, after the first one ended",
-                    &f);
+                    &view, "from a new process, after the first one ended", &f);
     verdict_of(s, names[ST_PERSISTS], &f);
   } else {
     tether_buf_free(&f);
@@ -2715,8 +2776,7 @@ cleanup:
 static void check_findings(struct suite *s) {
   begin(s, "stdout-protocol-only");
   if (s->stdout_count)
-    reportf(s, "stdout-protocol-only", V_FAIL, "%s%s",
-            s->stdout_finding.data,
+    reportf(s, "stdout-protocol-only", V_FAIL, "%s%s", s->stdout_finding.data,
             s->stdout_count > 1 ? " (and more like it)" : "");
   else
     report(s, "stdout-protocol-only", V_PASS, NULL);
@@ -2730,11 +2790,23 @@ static void check_findings(struct suite *s) {
 
 /* ---- Running ---- */
 
-static const char *const needs_initialize[] = {
-    "unknown-method", "parse-error", "strict-json", "deep-nesting",
-    "invalid-request", "notification", "cancel-unknown-id", "ids",
-    "ndjson-tolerance", "content-length", "concurrency", "unknown-type",
-    "shutdown", "after-shutdown", "exit", "eof", "host-session"};
+static const char *const needs_initialize[] = {"unknown-method",
+                                               "parse-error",
+                                               "strict-json",
+                                               "deep-nesting",
+                                               "invalid-request",
+                                               "notification",
+                                               "cancel-unknown-id",
+                                               "ids",
+                                               "ndjson-tolerance",
+                                               "content-length",
+                                               "concurrency",
+                                               "unknown-type",
+                                               "shutdown",
+                                               "after-shutdown",
+                                               "exit",
+                                               "eof",
+                                               "host-session"};
 
 static void run_suite(struct suite *s) {
   check_initialize(s);
@@ -2744,26 +2816,27 @@ static void run_suite(struct suite *s) {
   }
   void (*const early[])(struct suite *) = {check_before_initialize,
                                            check_protocol_version, check_tty};
-  for (size_t i = 0; i < sizeof early / sizeof early[0] && !s->interrupted;
-       i++)
+  for (size_t i = 0; i < sizeof early / sizeof early[0] && !s->interrupted; i++)
     early[i](s);
   if (!s->init) {
-    for (size_t i = 0;
-         i < sizeof needs_initialize / sizeof needs_initialize[0]; i++)
+    for (size_t i = 0; i < sizeof needs_initialize / sizeof needs_initialize[0];
+         i++)
       report(s, needs_initialize[i], V_SKIP, s->init_failure);
     for (size_t i = 0; i < s->o->ncases; i++) {
       char name[200];
-      reportf(s, type_case(name, sizeof name, s->o->cases[i].type,
-                           "lifecycle"),
+      reportf(s, type_case(name, sizeof name, s->o->cases[i].type, "lifecycle"),
               V_SKIP, "%s", s->init_failure);
     }
   } else {
     void (*const protocol[])(struct suite *) = {
-        check_unknown_method, check_parse_error,   check_strict_json,
-        check_deep_nesting,   check_invalid_request, check_notification,
-        check_cancel_unknown, check_ids,           check_ndjson_tolerance,
-        check_content_length, check_concurrency,   check_unknown_type,
-        check_shutdown,       check_eof,           check_host_session};
+        check_unknown_method,   check_parse_error,
+        check_strict_json,      check_deep_nesting,
+        check_invalid_request,  check_notification,
+        check_cancel_unknown,   check_ids,
+        check_ndjson_tolerance, check_content_length,
+        check_concurrency,      check_unknown_type,
+        check_shutdown,         check_eof,
+        check_host_session};
     for (size_t i = 0;
          i < sizeof protocol / sizeof protocol[0] && !s->interrupted; i++)
       protocol[i](s);
@@ -2793,8 +2866,9 @@ static void run_suite(struct suite *s) {
 static void on_signal(uv_signal_t *h, int signum) {
   struct suite *s = h->data;
   if (!s->interrupted)
-    fprintf(stderr, "tether check: interrupted by %s; stopping the "
-                    "provider\n",
+    fprintf(stderr,
+            "tether check: interrupted by %s; stopping the "
+            "provider\n",
             tt_signal_name(signum));
   s->interrupted = true;
   tt_wire_kill_all();
@@ -2842,8 +2916,8 @@ static int run_check(struct opts *o) {
   tether_buf_init(&err);
   s.exe = resolve_exe(o->exe, &err);
   if (!s.exe) {
-    fprintf(stderr, "tether check: cannot use --provider-exe %s: %s\n",
-            o->exe, err.data);
+    fprintf(stderr, "tether check: cannot use --provider-exe %s: %s\n", o->exe,
+            err.data);
     tether_buf_free(&err);
     return 1;
   }
@@ -2877,10 +2951,14 @@ static int run_check(struct opts *o) {
 
   printf("%u passed, %u failed, %u skipped\n", s.passed, s.failed, s.skipped);
   fflush(stdout);
+  bool none = o->nonly && s.passed + s.failed + s.skipped == 0;
+  if (none)
+    fprintf(stderr, "tether check: no case matches --only; the names are "
+                    "in 'tether check --help'\n");
   if (s.interrupted)
     fprintf(stderr, "tether check: interrupted; the counts above are of the "
                     "cases that ran\n");
-  int status = s.failed || s.interrupted ? 1 : 0;
+  int status = none ? 2 : s.failed || s.interrupted ? 1 : 0;
   tether_json_unref(s.init);
   free(s.types);
   tether_buf_free(&s.stdout_finding);
@@ -2895,8 +2973,9 @@ int tt_cmd_check(int argc, char **argv) {
   const char *err = parse_opts(argc, argv, &o);
   int status;
   if (err) {
-    fprintf(stderr, "tether check: %s\nRun 'tether check --help' for "
-                    "usage.\n",
+    fprintf(stderr,
+            "tether check: %s\nRun 'tether check --help' for "
+            "usage.\n",
             err);
     status = 2;
   } else if (o.help) {

@@ -200,8 +200,8 @@ static void on_stdout_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 static void stderr_line(tt_wire *w) {
   trace(w, '!', w->errline.data ? w->errline.data : "", w->errline.len);
   free(w->tail[w->tail_next]);
-  w->tail[w->tail_next] = tt_strndup(w->errline.data ? w->errline.data : "",
-                                     w->errline.len);
+  w->tail[w->tail_next] =
+      tt_strndup(w->errline.data ? w->errline.data : "", w->errline.len);
   w->tail_next = (w->tail_next + 1) % TAIL_LINES;
   w->errline.len = 0;
 }
@@ -309,8 +309,7 @@ void tt_wire_exit_desc(const tt_wire *w, char *out, size_t outlen) {
     snprintf(out, outlen, "was killed by signal %d%s%s%s", w->term_signal,
              name ? " (" : "", name ? name : "", name ? ")" : "");
   } else {
-    snprintf(out, outlen, "exited with status %lld",
-             (long long)w->exit_status);
+    snprintf(out, outlen, "exited with status %lld", (long long)w->exit_status);
   }
 }
 
@@ -383,8 +382,6 @@ bool tt_wire_exited(const tt_wire *w, int64_t *status, int *sig) {
 }
 
 tt_framing tt_wire_peer_framing(const tt_wire *w) { return w->reader.framing; }
-
-int tt_wire_pid(const tt_wire *w) { return w->spawned ? w->pid : 0; }
 
 static void ignore_sigpipe(void) {
   struct sigaction sa;

@@ -54,7 +54,7 @@ typedef struct tt_wire_config {
   /* Stdin is a pseudo-terminal instead of a pipe, as when a provider is
    * started by hand; tt_wire_send is then a no-op. */
   bool stdin_tty;
-  size_t max_message; /* 0: TT_FRAME_DEFAULT_MAX */
+  size_t max_message;      /* 0: TT_FRAME_DEFAULT_MAX */
   tt_wire_trace_cb *trace; /* may be NULL */
   void *trace_user;
   /* When *abort becomes true (a signal handler on the loop sets it), every
@@ -115,7 +115,6 @@ void tt_wire_exit_desc(const tt_wire *w, char *out, size_t outlen);
 /* The framing the provider's first output was in, or TT_FRAMING_DETECT
  * when it has written nothing yet. */
 tt_framing tt_wire_peer_framing(const tt_wire *w);
-int tt_wire_pid(const tt_wire *w);
 /* Appends the last lines of the provider's stderr, joined by " | ", cut to
  * max bytes; nothing when it wrote none. */
 void tt_wire_stderr_tail(const tt_wire *w, tether_buf *out, size_t max);

@@ -170,9 +170,11 @@ void tether_json_dump(const tether_json *v, tether_buf *out) {
   if (!dump_open(v, out))
     return;
   /* An explicit stack: values built through the API may nest deeper
-   * than the C stack would allow recursion to. */
-  size_t cap = 32, depth = 0;
-  dump_frame *st = tt_malloc(cap * sizeof *st);
+   * than the C stack would allow recursion to. It starts on the C stack,
+   * as most values are shallow: a protocol answer is dumped per request. */
+  dump_frame small[32];
+  size_t cap = sizeof small / sizeof *small, depth = 0;
+  dump_frame *st = small;
   st[depth++] = (dump_frame){v, 0, 0};
   while (depth) {
     dump_frame *f = &st[depth - 1];
@@ -212,12 +214,18 @@ void tether_json_dump(const tether_json *v, tether_buf *out) {
     if (dump_open(child, out)) {
       if (depth == cap) {
         cap *= 2;
-        st = tt_realloc(st, cap * sizeof *st);
+        if (st == small) {
+          st = tt_malloc(cap * sizeof *st);
+          memcpy(st, small, sizeof small);
+        } else {
+          st = tt_realloc(st, cap * sizeof *st);
+        }
       }
       st[depth++] = (dump_frame){child, 0, 0};
     }
   }
-  free(st);
+  if (st != small)
+    free(st);
 }
 
 char *tether_json_dumps(const tether_json *v, size_t *len) {

@@ -135,6 +135,11 @@ static void do_initialize(tether_request *req) {
 
 /* Answers a shutdown that waited for the requests before it. */
 static void maybe_answer_shutdown(void) {
+  /* Only the main thread, which runs this, sets and clears
+   * tt_prov.shutdown, so it can look without the lock; it runs after
+   * every message and nearly always finds nothing to do. */
+  if (!tt_prov.shutdown)
+    return;
   tether_request *req = NULL;
   bool last = false;
   pthread_mutex_lock(&tt_prov.mu);
@@ -162,7 +167,6 @@ static void dispatch(tether_request *req) {
     return;
   }
   tt_prov_run_handler(req);
-  tt_prov_request_release(req);
 }
 
 /* Takes over the main thread's reference to req. */
@@ -463,6 +467,7 @@ int tt_prov_run(const tether_provider_info *info, int in_fd, int out_fd) {
   }
   tt_prov_workers_stop(L.stop);
   tt_frame_reader_free(&L.reader);
+  tt_prov_request_cache_free();
 
   pthread_mutex_lock(&tt_prov.mu);
   /* As in LSP, exit without shutdown is an unclean end; EOF is how a

@@ -186,7 +186,10 @@ void tt_prov_request_ref_locked(tether_request *req);
  * unlocking. */
 bool tt_prov_request_unref_locked(tether_request *req);
 void tt_prov_request_free(tether_request *req);
-/* Runs the request's handler on this thread and checks that it answered. */
+/* Frees the request kept for reuse; at the end of a run. */
+void tt_prov_request_cache_free(void);
+/* Runs the request's handler on this thread, checks that it answered and
+ * drops the caller's reference. */
 void tt_prov_run_handler(tether_request *req);
 /* $/cancelRequest: marks the request with this id cancelled and answers
  * it with -32800 when it has no answer yet. */

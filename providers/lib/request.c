@@ -60,8 +60,25 @@ static void set_id_text(tether_request *req) {
   }
 }
 
+/* The last request freed, kept for the next one, so that a host sending
+ * one request at a time costs no allocation for them. Any thread may free
+ * a request, hence the atomic exchanges. */
+static _Atomic(tether_request *) spare_request;
+
+static tether_request *request_alloc(void) {
+  tether_request *req = atomic_exchange(&spare_request, NULL);
+  if (!req)
+    return tt_calloc(1, sizeof *req);
+  memset(req, 0, sizeof *req);
+  return req;
+}
+
+void tt_prov_request_cache_free(void) {
+  free(atomic_exchange(&spare_request, NULL));
+}
+
 tether_request *tt_prov_request_new(tt_msg *m, tt_prov_batch *batch) {
-  tether_request *req = tt_calloc(1, sizeof *req);
+  tether_request *req = request_alloc();
   req->msg = *m;
   memset(m, 0, sizeof *m);
   set_id_text(req);
@@ -97,7 +114,7 @@ void tt_prov_request_free(tether_request *req) {
     free(req->id_text);
   if (req->batch)
     tt_prov_batch_release(req->batch);
-  free(req);
+  free(atomic_exchange(&spare_request, req));
 }
 
 void tt_prov_request_release(tether_request *req) {
@@ -125,16 +142,22 @@ void tt_prov_run_handler(tether_request *req) {
   pthread_mutex_unlock(&tt_prov.mu);
   tether_done *done = handler(req);
   (void)done;
-  /* The caller still holds its reference, so req is alive here even when
-   * the handler's answer dropped the handler's. */
+  /* The caller's reference keeps req alive here even when the handler's
+   * answer dropped the handler's; it is dropped in the same turn of the
+   * lock that reads the handler's state. */
   pthread_mutex_lock(&tt_prov.mu);
   tt_prov_handler_state state = req->handler;
+  bool misused = state == TT_PROV_HANDLER_RUNNING ||
+                 state == TT_PROV_HANDLER_RESOLVED_EARLY;
+  bool last = !misused && tt_prov_request_unref_locked(req);
   pthread_mutex_unlock(&tt_prov.mu);
   if (state == TT_PROV_HANDLER_RUNNING)
     misuse(req, "returned without answering");
   if (state == TT_PROV_HANDLER_RESOLVED_EARLY)
     misuse(req, "resolved its request but returned without "
                 "tether_reply_pending");
+  if (last)
+    tt_prov_request_free(req);
 }
 
 void tt_prov_cancel(const char *id_text) {

@@ -28,7 +28,8 @@ static void *worker_main(void *arg) {
     pthread_mutex_unlock(&tt_prov.mu);
     if (run)
       tt_prov_run_handler(req);
-    tt_prov_request_release(req);
+    else
+      tt_prov_request_release(req);
     pthread_mutex_lock(&tt_prov.mu);
   }
   pthread_mutex_unlock(&tt_prov.mu);

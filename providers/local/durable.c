@@ -59,8 +59,10 @@ static bool fill_temp(int fd, const void *data, size_t len, mode_t mode,
 }
 
 /* A temporary file next to path, named after it so that a leftover from
- * a crash says where it came from. */
-static int open_temp(const char *path, char **temp) {
+ * a crash says where it came from. Returns its fd and *temp, its name
+ * (malloc'd), or -1 with err filled. */
+static int open_temp(const char *path, char **temp, char *err,
+                     size_t errlen) {
   const char *slash = strrchr(path, '/');
   const char *base = slash ? slash + 1 : path;
   size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
@@ -70,19 +72,21 @@ static int open_temp(const char *path, char **temp) {
   tether_buf_printf(&b, ".%s.tether-XXXXXX", base);
   int fd = mkostemp(b.data, O_CLOEXEC);
   *temp = tether_buf_steal(&b, NULL);
+  if (fd < 0) {
+    snprintf(err, errlen, "creating a temporary file for %s: %s", path,
+             strerror(errno));
+    free(*temp);
+    *temp = NULL;
+  }
   return fd;
 }
 
 bool tt_write_file_atomic(const char *path, const void *data, size_t len,
                           mode_t mode, bool durable, char *err, size_t errlen) {
   char *temp;
-  int fd = open_temp(path, &temp);
-  if (fd < 0) {
-    snprintf(err, errlen, "creating a temporary file for %s: %s", path,
-             strerror(errno));
-    free(temp);
+  int fd = open_temp(path, &temp, err, errlen);
+  if (fd < 0)
     return false;
-  }
   if (!fill_temp(fd, data, len, mode, durable)) {
     snprintf(err, errlen, "writing %s: %s", temp, strerror(errno));
     goto fail;
@@ -147,13 +151,9 @@ bool tt_create_file_exclusive(const char *path, const void *data, size_t len,
   /* A named temporary file, linked to path only when complete; link(),
    * unlike rename(), refuses to replace a file that appeared meanwhile. */
   char *temp;
-  int fd = open_temp(path, &temp);
-  if (fd < 0) {
-    snprintf(err, errlen, "creating a temporary file for %s: %s", path,
-             strerror(errno));
-    free(temp);
+  int fd = open_temp(path, &temp, err, errlen);
+  if (fd < 0)
     return false;
-  }
   bool ok = fill_temp(fd, data, len, mode, true);
   if (!ok)
     snprintf(err, errlen, "writing %s: %s", temp, strerror(errno));

@@ -11,16 +11,19 @@ LOCAL=$TETHER_BIN/tether-local
 require_binaries "$TETHER" "$LOCAL"
 REF=$(pwd)/../shared/reference/nixops4
 
-# tether run OP with tether-local, in the case's directory: relative file
-# names are relative to the provider's working directory.
-run_local() { # OP ARGS...
-  op=$1
-  shift
+# tether run OP with tether-local in DIR: relative file names are relative
+# to the provider's working directory.
+run_in() { # DIR OP ARGS...
+  dir=$1 op=$2
+  shift 2
   here=$(pwd)
-  cd "$CASE_DIR" || return
+  cd "$dir" || return
   tt 20 run "$op" --provider-exe "$LOCAL" "$@"
   cd "$here" || exit 1
 }
+
+# Each case in a directory of its own.
+run_local() { run_in "$CASE_DIR" "$@"; }
 
 # ---- The manual: "Example: Testing a stateless resource" ----
 
@@ -177,14 +180,7 @@ end
 # The state file commands run in one directory, one after the other.
 STATE_DIR=$E2E_TMP/state
 mkdir -p "$STATE_DIR"
-run_state() { # OP ARGS...
-  op=$1
-  shift
-  here=$(pwd)
-  cd "$STATE_DIR" || return
-  tt 20 run "$op" --provider-exe "$LOCAL" "$@"
-  cd "$here" || exit 1
-}
+run_state() { run_in "$STATE_DIR" "$@"; }
 
 begin "check: state_file create makes a new state file"
 run_state create \
