@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "commands.h"
 
 #ifndef TETHER_VERSION
@@ -39,11 +40,8 @@ static const struct command {
     {"destroy", tt_cmd_destroy}, {"state", tt_cmd_state},
     {"graph", tt_cmd_graph},   {"run", tt_run_main},
     {"patch", tt_patch_main},  {"version", version_main},
+    {"check", tt_cmd_check},
 };
-
-/* Commands of SPEC section 8 that are not written yet. When one lands, its
- * entry moves from here to `commands` above. */
-static const char *const not_yet[] = {"check"};
 
 int main(int argc, char **argv) {
   if (argc < 2) {
@@ -61,12 +59,6 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (strcmp(commands[i].name, name) == 0)
       return commands[i].main(argc - 1, argv + 1);
-  for (size_t i = 0; i < sizeof not_yet / sizeof not_yet[0]; i++) {
-    if (strcmp(not_yet[i], name) == 0) {
-      fprintf(stderr, "tether: '%s' is not implemented yet\n", name);
-      return 2;
-    }
-  }
   fprintf(stderr, "tether: unknown command '%s'\n%s", name, usage_text);
   return 2;
 }

@@ -176,8 +176,8 @@ static const char *classify(const tether_json *v, tt_msg *m) {
          "or \"error\")";
 }
 
-/* Empties m but for its root: what a message that turned out invalid
- * keeps (its id aside). */
+/* Clears what classification fills in, except the kind, the root and the
+ * id: a message found invalid carries none of it. */
 static void clear_fields(tt_msg *m) {
   m->method = NULL;
   m->params = NULL;

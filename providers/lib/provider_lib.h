@@ -15,13 +15,14 @@
  * friends may come from any thread. Everything shared lives in `tt_prov`
  * and is guarded by tt_prov.mu, which is never held while a handler runs.
  * Messages are written whole under the same mutex, so they never
- * interleave.
+ * interleave; an answer is also serialized under it, by the thread that
+ * answers, into a buffer kept from one answer to the next.
  *
  * JSON values are not thread-safe (tether/json.h), so no value is shared
  * between threads that could touch it at once: a request's message tree
- * is touched only by the thread handling the request, answers are built
- * from a private copy of the id (the id's text is kept), and what crosses
- * threads is text.
+ * is touched only by the thread handling the request, answers carry the
+ * id's text (made when the request arrives), and what crosses threads is
+ * text.
  *
  * A request is reference counted under tt_prov.mu. References: the main
  * thread's while it dispatches (moved to the worker queue with threads >

@@ -21,7 +21,8 @@
  *    --replay FILE replays an existing log (one event per line) instead.
  *
  * Prints one line per measurement: "name=... mb=... median_ms=... mb_s=...
- * cpu_ms=..." and "replay events=... bytes=... ms=... state_bytes=...
+ * cpu_ms=..." and "replay events=... bytes=... ms=... parse_ms=...
+ * apply_ms=... dump_ms=... state_bytes=...
  * process_median_ms=... process_cpu_ms=... maxrss_kb=...". Wall times
  * suffer on a busy machine; the CPU times (median, user + system) less.
  */
@@ -304,6 +305,8 @@ static int replay(const char *path) {
   tether_json *state = tether_json_null();
   char *buf = malloc(1 << 20);
   size_t have = 0, events = 0, bytes = 0;
+  /* Time spent parsing events and applying their patches, apart. */
+  double parse_ms = 0, apply_ms = 0;
   for (;;) {
     ssize_t n = read(fd, buf + have, (1 << 20) - have);
     if (n < 0 && errno == EINTR)
@@ -321,7 +324,10 @@ static int replay(const char *path) {
         break;
       size_t end = nl ? (size_t)(nl - buf) : have;
       tether_json_error err;
+      double p0 = now_ms();
       tether_json *ev = tether_json_parse(buf + start, end - start, &err);
+      double p1 = now_ms();
+      parse_ms += p1 - p0;
       if (!ev) {
         fprintf(stderr, "replay: event %zu: %s\n", events, err.message);
         return 1;
@@ -332,6 +338,7 @@ static int replay(const char *path) {
         return 1;
       }
       tether_json_unref(ev);
+      apply_ms += now_ms() - p1;
       events++;
       start = end + (nl != NULL);
     }
@@ -343,10 +350,12 @@ static int replay(const char *path) {
   close(fd);
   free(buf);
   size_t len;
+  double d0 = now_ms();
   char *out = tether_json_dumps(state, &len);
   double t1 = now_ms();
-  printf("replay events=%zu bytes=%zu ms=%.1f state_bytes=%zu resources=%zu",
-         events, bytes, t1 - t0, len,
+  printf("replay events=%zu bytes=%zu ms=%.1f parse_ms=%.1f apply_ms=%.1f "
+         "dump_ms=%.1f state_bytes=%zu resources=%zu",
+         events, bytes, t1 - t0, parse_ms, apply_ms, t1 - d0, len,
          tether_json_object_size(tether_json_object_get(state, "resources")));
   fflush(stdout);
   free(out);
