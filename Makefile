@@ -1,7 +1,8 @@
 # tether: a resource-provider host.
 #
 #   make            build everything into build/ (binaries in build/bin/)
-#   make test       unit tests (plain and under ASan+UBSan), end-to-end tests
+#   make test       unit tests (plain, under ASan+UBSan, under valgrind),
+#                   end-to-end tests
 #   make demo       the quickstart walkthrough
 #   make bench      benchmarks, side by side with their peers
 #   make install PREFIX=/usr/local
@@ -55,16 +56,19 @@ UNITS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HELPERS := $(HELPER_SRC:tests/helpers/%.c=$(BUILD)/tests/%)
 BENCHES := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps deps-bench test unit unit-san e2e demo bench install clean
+.PHONY: all deps deps-test deps-bench test unit unit-san e2e demo bench install clean
 all: $(BINS) $(LIB_PROVIDER) $(HELPERS)
 
 # Debian packages each target needs. A working `node` counts for nodejs,
 # which may come from elsewhere.
 DEPS_BUILD := build-essential pkg-config libuv1-dev libjsmn-dev libcmocka-dev
+DEPS_TEST  := $(DEPS_BUILD) valgrind
 DEPS_BENCH := $(DEPS_BUILD) nodejs npm
 
 deps:
 	@$(call install_deps,$(DEPS_BUILD))
+deps-test:
+	@$(call install_deps,$(DEPS_TEST))
 deps-bench:
 	@$(call install_deps,$(DEPS_BENCH))
 
@@ -127,7 +131,7 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIB_PROVIDER)
 
 unit: $(UNITS) $(HELPERS) $(BINS)
 
-test: deps
+test: deps-test
 	@$(MAKE) --no-print-directory all unit
 	@$(MAKE) --no-print-directory BUILD=build/san SANITIZE=1 unit
 	@sh tests/run.sh

@@ -22,9 +22,9 @@ record() { # status name
   $2"; fi
 }
 
-run_unit() { # binary label
+run_unit() { # binary label [wrapper]
   out="$log/unit.out"
-  CMOCKA_MESSAGE_OUTPUT=stdout timeout -k 5 "$UNIT_TIMEOUT" "$1" >"$out" 2>&1
+  CMOCKA_MESSAGE_OUTPUT=stdout timeout -k 5 "$UNIT_TIMEOUT" ${3:-} "$1" >"$out" 2>&1
   rc=$?
   p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -n 1)
   f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -n 1)
@@ -49,6 +49,20 @@ for t in build/san/tests/test_*; do
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_unit "$t" "asan+ubsan $(basename "$t")"
 done
+
+# valgrind finds what the sanitizers do not: leaks and uninitialised reads in
+# the optimised build. A leak counts as an error.
+if command -v valgrind >/dev/null 2>&1; then
+  for t in build/tests/test_*; do
+    [ -x "$t" ] || continue
+    run_unit "$t" "valgrind $(basename "$t")" "valgrind -q --leak-check=full \
+--errors-for-leak-kinds=definite,indirect --error-exitcode=99"
+  done
+else
+  echo "valgrind is not installed: the leak check of the unit tests did not run"
+  failed=$((failed + 1)); failures="$failures
+  valgrind missing"
+fi
 
 for s in tests/e2e/*.sh; do
   [ -f "$s" ] || continue
