@@ -7,7 +7,9 @@
  * It has one resource type, `greeting`, whose output is a greeting for
  * the `name` it is given. The library answers initialize, checks params
  * and inputs against the table below, and handles shutdown, cancellation
- * and framing; the handlers only compute outputs.
+ * and framing; the handlers only compute outputs. A greeting lives only in
+ * the host's state, so there is nothing to `read`: the type leaves that
+ * operation out, and the library answers it with -32011.
  *
  * Try it by hand:
  *
@@ -46,14 +48,6 @@ static tether_done *greeting_delete(tether_request *req) {
   return tether_reply_ok(req, tether_json_object());
 }
 
-static tether_done *greeting_read(tether_request *req) {
-  tether_json *result = tether_json_object();
-  result = tether_json_object_set(result, "exists", tether_json_bool(true));
-  result = tether_json_object_set(result, "outputProperties",
-                                  greet(tether_request_inputs(req)));
-  return tether_reply_ok(req, result);
-}
-
 static const tether_input greeting_inputs[] = {
     {.name = "name", .kind = TETHER_JSON_STRING, .required = true},
     {.name = "shout", .kind = TETHER_JSON_BOOL},
@@ -65,8 +59,7 @@ static const tether_resource_type types[] = {
      .inputs = greeting_inputs,
      .op_create = greeting_create,
      .op_update = greeting_update,
-     .op_delete = greeting_delete,
-     .op_read = greeting_read},
+     .op_delete = greeting_delete},
     {.name = NULL}};
 
 int main(int argc, char **argv) {
