@@ -56,7 +56,14 @@ static void append_answer(tether_buf *out, const char *id_text,
   static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":";
   tether_buf_append(out, head, sizeof head - 1);
   tether_buf_append_str(out, id_text ? id_text : "null");
-  if (!a->is_error) {
+  if (!a->is_error && a->outputs_only) {
+    tether_buf_append_str(out, ",\"result\":{\"outputProperties\":");
+    if (a->result)
+      tether_json_dump(a->result, out);
+    else
+      tether_buf_append(out, "{}", 2);
+    tether_buf_append_char(out, '}');
+  } else if (!a->is_error) {
     tether_buf_append_str(out, ",\"result\":");
     tether_json_dump(a->result, out);
   } else {

@@ -220,6 +220,9 @@ const char *tt_prov_check_info(const tether_provider_info *info, char *buf,
 typedef struct tt_prov_answer {
   bool is_error;
   tether_json *result; /* NULL means null */
+  /* The result is {"outputProperties": result} (NULL meaning {}), written
+   * around it instead of built. */
+  bool outputs_only;
   int code;
   const char *message; /* borrowed; NULL or "" gives the code's name */
   tether_json *data;   /* NULL when none */

@@ -310,10 +310,12 @@ tether_done *tether_reply_ok(tether_request *req, tether_json *result) {
 }
 
 tether_done *tether_reply_outputs(tether_request *req, tether_json *outputs) {
-  tether_json *r = tether_json_object();
-  r = tether_json_object_set(r, "outputProperties",
-                             outputs ? outputs : tether_json_object());
-  answer_result(req, false, r);
+  /* The answer is written around the outputs: a one-member object built
+   * only to be serialized would cost allocations and a copy of the
+   * outputs' text. */
+  tt_prov_answer a = tt_prov_result(outputs);
+  a.outputs_only = true;
+  handler_answer(req, false, a);
   return done();
 }
 
