@@ -256,30 +256,12 @@ static const char *printable(const char *s, size_t len, char *out,
   return out;
 }
 
-static const char *kind_phrase(tether_json_kind k) {
-  switch (k) {
-  case TETHER_JSON_NULL:
-    return "null";
-  case TETHER_JSON_BOOL:
-    return "a boolean";
-  case TETHER_JSON_NUMBER:
-    return "a number";
-  case TETHER_JSON_STRING:
-    return "a string";
-  case TETHER_JSON_ARRAY:
-    return "an array";
-  case TETHER_JSON_OBJECT:
-    return "an object";
-  }
-  return "a value";
-}
-
 static const char *expect_kind(loader *L, const tether_json *v,
                                tether_json_kind want) {
   tether_json_kind have = tether_json_kind_of(v);
   if (have == want)
     return NULL;
-  return fail(L, "expected %s, found %s", kind_phrase(want), kind_phrase(have));
+  return fail(L, "expected %s, found %s", tt_json_kind_phrase(want), tt_json_kind_phrase(have));
 }
 
 /* Refuses members other than the allowed ones, naming them in the message
@@ -611,7 +593,7 @@ static const char *load_deployment(loader *L, tt_deployment *d,
   if (tether_json_kind_of(v) != TETHER_JSON_OBJECT) {
     if (!d->parent)
       return fail(L, "a deployment must be a JSON object, found %s",
-                  kind_phrase(tether_json_kind_of(v)));
+                  tt_json_kind_phrase(tether_json_kind_of(v)));
     err = expect_kind(L, v, TETHER_JSON_OBJECT);
   }
   if (!err)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "rpc.h"
+#include "util.h"
 
 bool tt_rpc_id_valid(const tether_json *id) {
   return id && (tether_json_is_string(id) || tether_json_is_number(id) ||
@@ -28,25 +29,6 @@ void tt_rpc_id_describe(const tether_json *id, char *out, size_t outlen) {
     snprintf(out, outlen, "(%s)",
              tether_json_kind_name(tether_json_kind_of(id)));
   }
-}
-
-/* "an object", "a string": the kind of v as a phrase for messages. */
-static const char *kind_phrase(const tether_json *v) {
-  switch (tether_json_kind_of(v)) {
-  case TETHER_JSON_NULL:
-    return "null";
-  case TETHER_JSON_BOOL:
-    return "a boolean";
-  case TETHER_JSON_NUMBER:
-    return "a number";
-  case TETHER_JSON_STRING:
-    return "a string";
-  case TETHER_JSON_ARRAY:
-    return "an array";
-  case TETHER_JSON_OBJECT:
-    return "an object";
-  }
-  return "a value";
 }
 
 /* The members the specification names, found in one pass over the
@@ -204,7 +186,7 @@ void tt_msg_classify(tether_json *v, tt_msg *m) {
   m->invalid_code = TETHER_ERR_INVALID_REQUEST;
   if (!tether_json_is_object(v))
     snprintf(m->invalid_reason, sizeof m->invalid_reason, "%s, not %s", err,
-             kind_phrase(v));
+             tt_json_kind_phrase(tether_json_kind_of(v)));
   else
     snprintf(m->invalid_reason, sizeof m->invalid_reason, "%s", err);
 }

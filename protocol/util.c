@@ -50,3 +50,21 @@ unsigned long long tt_now_ns(void) {
   return (unsigned long long)ts.tv_sec * 1000000000ull +
          (unsigned long long)ts.tv_nsec;
 }
+
+const char *tt_json_kind_phrase(tether_json_kind k) {
+  switch (k) {
+  case TETHER_JSON_NULL:
+    return "null";
+  case TETHER_JSON_BOOL:
+    return "a boolean";
+  case TETHER_JSON_NUMBER:
+    return "a number";
+  case TETHER_JSON_STRING:
+    return "a string";
+  case TETHER_JSON_ARRAY:
+    return "an array";
+  case TETHER_JSON_OBJECT:
+    return "an object";
+  }
+  return "a value";
+}

@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include "tether/json.h"
+
 /* Running out of memory is not an error tether recovers from: these print
  * a message and abort instead of returning NULL. */
 _Noreturn void tt_oom(void);
@@ -15,6 +17,9 @@ void *tt_calloc(size_t n, size_t size);
 void *tt_realloc(void *p, size_t n);
 char *tt_strdup(const char *s);
 char *tt_strndup(const char *s, size_t n);
+
+/* "an object", "a string": a JSON kind as a phrase for error messages. */
+const char *tt_json_kind_phrase(tether_json_kind k);
 
 /* Monotonic clock in nanoseconds. */
 unsigned long long tt_now_ns(void);

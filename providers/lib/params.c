@@ -12,24 +12,7 @@
 #include <string.h>
 
 #include "provider_lib.h"
-
-static const char *kind_phrase(tether_json_kind kind) {
-  switch (kind) {
-  case TETHER_JSON_NULL:
-    return "null";
-  case TETHER_JSON_BOOL:
-    return "a boolean";
-  case TETHER_JSON_NUMBER:
-    return "a number";
-  case TETHER_JSON_STRING:
-    return "a string";
-  case TETHER_JSON_ARRAY:
-    return "an array";
-  case TETHER_JSON_OBJECT:
-    return "an object";
-  }
-  return "a value";
-}
+#include "util.h"
 
 static const char *problem(tt_prov_problem *p, int code, tether_json *data,
                            const char *fmt, ...) TETHER_PRINTF(4, 5);
@@ -73,7 +56,7 @@ static const char *member(const tether_json *obj, const char *where,
   else
     problem(p, TETHER_ERR_INVALID_PARAMS, path_data(path.data),
             "invalid params: %s must be %s, not %s", path.data,
-            kind_phrase(kind), kind_phrase(tether_json_kind_of(v)));
+            tt_json_kind_phrase(kind), tt_json_kind_phrase(tether_json_kind_of(v)));
   tether_buf_free(&path);
   return p->message;
 }
@@ -332,7 +315,7 @@ static const char *check_members(const tether_json *obj, const char *where,
     tether_json_kind kind = tether_json_kind_of(v);
     if (!in->any_kind && kind != in->kind)
       return input_problem(p, where, key, keylen, "must be %s, not %s",
-                           kind_phrase(in->kind), kind_phrase(kind));
+                           tt_json_kind_phrase(in->kind), tt_json_kind_phrase(kind));
   }
   return NULL;
 }
@@ -353,7 +336,7 @@ const char *tt_prov_check_inputs(const tether_json *obj, const char *where,
   if (!tether_json_is_object(obj))
     return problem(p, TETHER_ERR_INVALID_PARAMS, path_data(where),
                    "%s must be an object, not %s", where,
-                   kind_phrase(tether_json_kind_of(obj)));
+                   tt_json_kind_phrase(tether_json_kind_of(obj)));
   const char *err = check_members(obj, where, inputs, p);
   if (!err)
     err = check_required(obj, where, inputs, p);
