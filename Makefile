@@ -62,7 +62,7 @@ all: $(BINS) $(LIB_PROVIDER) $(HELPERS)
 # Debian packages each target needs. A working `node` counts for nodejs,
 # which may come from elsewhere.
 DEPS_BUILD := build-essential pkg-config libuv1-dev libjsmn-dev libcmocka-dev
-DEPS_TEST  := $(DEPS_BUILD) valgrind
+DEPS_TEST  := $(DEPS_BUILD) valgrind jq
 DEPS_BENCH := $(DEPS_BUILD) nodejs npm
 
 deps:

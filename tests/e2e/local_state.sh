@@ -213,7 +213,8 @@ if command -v jq >/dev/null 2>&1; then
     fail "a string came back as $got"
   end
 else
-  skip "jq is not installed"
+  fail "jq is not installed (make test installs it)"
+  end
 fi
 
 begin "events in any whitespace layout, several on a line"
