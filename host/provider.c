@@ -14,6 +14,7 @@
  * same reply callbacks that carry answers.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -40,6 +41,7 @@
 #define QUOTE_MAX 200       /* bytes of offending output quoted */
 #define MAX_CONCURRENCY (1u << 20)
 #define REQUEST_BUF_KEEP (64u * 1024u) /* bytes a pooled request keeps */
+#define PROVIDER_PIPE_SIZE (1 << 20)   /* asked for the provider's stdout */
 
 extern char **environ;
 
@@ -150,6 +152,7 @@ struct tt_provider {
 
   tt_provider *all_next, *all_prev;
   char rbuf[65536];
+  char *big_rbuf; /* for a large message, see on_stdout_alloc */
   char ebuf[8192];
 };
 
@@ -1186,10 +1189,24 @@ static void stdout_finish(tt_provider *p) {
   }
 }
 
+/* Reads of a large message (a state of tens of megabytes) go through a
+ * larger buffer: a few reads take what the provider wrote meanwhile,
+ * instead of one read and one wakeup per 64 KiB. */
+#define BIG_READ (1u << 20)
+
 static void on_stdout_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   tt_provider *p = h->data;
-  buf->base = p->rbuf;
-  buf->len = sizeof p->rbuf;
+  const char *pending;
+  if (!p->big_rbuf &&
+      tt_frame_reader_pending(&p->reader, &pending) >= sizeof p->rbuf)
+    p->big_rbuf = tt_malloc(BIG_READ);
+  if (p->big_rbuf) {
+    buf->base = p->big_rbuf;
+    buf->len = BIG_READ;
+  } else {
+    buf->base = p->rbuf;
+    buf->len = sizeof p->rbuf;
+  }
 }
 
 static void on_stdout_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -1199,6 +1216,13 @@ static void on_stdout_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       return;
     tt_frame_reader_feed(&p->reader, buf->base, (size_t)nread);
     drain_messages(p);
+    /* The large message is through: its buffer goes. */
+    const char *pending;
+    if (p->big_rbuf &&
+        tt_frame_reader_pending(&p->reader, &pending) < sizeof p->rbuf) {
+      free(p->big_rbuf);
+      p->big_rbuf = NULL;
+    }
     return;
   }
   if (nread == 0)
@@ -1687,6 +1711,7 @@ static void destroy(tt_provider *p) {
   tether_json_unref(p->info);
   tether_json_unref(p->types);
   tt_frame_reader_free(&p->reader);
+  free(p->big_rbuf);
   tether_buf_free(&p->errline);
   tether_buf_free(&p->errout);
   tether_buf_free(&p->scratch);
@@ -1858,6 +1883,14 @@ static void spawn_provider(tt_provider *p) {
                            p->name, uv_strerror(rc)));
     return;
   }
+#ifdef F_SETPIPE_SZ
+  /* A large answer (a state of tens of megabytes) crosses a default
+   * 64 KiB pipe in hundreds of turns, each a wakeup of both processes
+   * and a fight over the pipe's lock. A larger pipe takes it in a few.
+   * The kernel caps the size for unprivileged processes; whatever it
+   * grants is fine, and its pages are only used while data waits. */
+  (void)fcntl(out_fds[0], F_SETPIPE_SZ, PROVIDER_PIPE_SIZE);
+#endif
 
   size_t nargs = 0;
   while (p->args[nargs])

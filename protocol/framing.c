@@ -2,8 +2,11 @@
  * framing.c: cutting messages out of a byte stream (ndjson and the LSP
  * content-length framing) and framing outgoing ones.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "framing.h"
 #include "util.h"
@@ -42,6 +45,27 @@ void tt_frame_reader_init(tt_frame_reader *r, tt_framing framing,
 
 void tt_frame_reader_free(tt_frame_reader *r) { tether_buf_free(&r->buf); }
 
+/* Buffers from this size on ask for huge pages (see grow). */
+#define HUGE_PAGES_MIN (4u << 20)
+
+/* Makes room for len more bytes. A large message fills its buffer front
+ * to back once, and in 4 KiB pages that costs a page fault per page, as
+ * much as the copying itself; where the system offers huge pages to those
+ * who ask, a large buffer asks. All of it, whole pages: advice on part
+ * of a mapping would split it, and growing it could then no longer just
+ * extend it. */
+static void grow(tt_frame_reader *r, size_t len) {
+  size_t cap = r->buf.cap;
+  tether_buf_reserve(&r->buf, len);
+#if defined(MADV_HUGEPAGE)
+  if (r->buf.cap != cap && r->buf.cap >= HUGE_PAGES_MIN) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t at = (uintptr_t)r->buf.data, from = at & ~(page - 1);
+    (void)madvise((void *)from, at + r->buf.cap - from, MADV_HUGEPAGE);
+  }
+#endif
+}
+
 void tt_frame_reader_feed(tt_frame_reader *r, const char *data, size_t len) {
   /* Dropping what was consumed before appending keeps the buffer as small
    * as the message in progress; the message pointer handed out last time is
@@ -50,6 +74,7 @@ void tt_frame_reader_feed(tt_frame_reader *r, const char *data, size_t len) {
     tether_buf_consume(&r->buf, r->start);
     r->start = 0;
   }
+  grow(r, len);
   tether_buf_append(&r->buf, data, len);
 }
 
@@ -299,6 +324,17 @@ static tt_frame_status next_content_length(tt_frame_reader *r, const char **msg,
     tt_frame_status st = read_header(r);
     if (st != TT_FRAME_MESSAGE)
       return st;
+    /* The body's size is known: room for all of it now, instead of the
+     * buffer doubling (and moving) its way up to a large message. What
+     * was consumed goes first, so the room is not spent on it. */
+    size_t have = r->buf.len - r->start;
+    if (have < r->body_len) {
+      if (r->start > 0) {
+        tether_buf_consume(&r->buf, r->start);
+        r->start = 0;
+      }
+      grow(r, r->body_len - have);
+    }
   }
   if (r->buf.len - r->start < r->body_len)
     return TT_FRAME_NEED_MORE;
@@ -310,10 +346,27 @@ static tt_frame_status next_content_length(tt_frame_reader *r, const char **msg,
   return TT_FRAME_MESSAGE;
 }
 
+/* After a large message has been handed out (its pointer dies here), the
+ * buffer it needed goes: what follows it is moved to a small one. */
+static void shed(tt_frame_reader *r) {
+  size_t rest = r->buf.len - r->start;
+  /* A body whose room was just made (next_content_length) stays. */
+  if (r->start == 0 || r->in_body || r->buf.cap < HUGE_PAGES_MIN ||
+      rest > r->buf.cap / 8)
+    return;
+  tether_buf small;
+  tether_buf_init(&small);
+  tether_buf_append(&small, r->buf.data + r->start, rest);
+  tether_buf_free(&r->buf);
+  r->buf = small;
+  r->start = 0;
+}
+
 tt_frame_status tt_frame_reader_next(tt_frame_reader *r, const char **msg,
                                      size_t *len) {
   if (r->failed)
     return r->failure;
+  shed(r);
   if (r->buf.len == r->start)
     return TT_FRAME_NEED_MORE;
   if (r->framing == TT_FRAMING_DETECT && !detect(r))

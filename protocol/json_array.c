@@ -21,6 +21,14 @@ _Noreturn static void out_of_range(const char *fn, size_t i, size_t size) {
 }
 
 void tt_json_array_insert_at(tt_json_array *a, size_t i, tether_json *v) {
+  if (a->count == a->cap && a->block) {
+    /* Items in a block (json_internal.h) move out before they grow. */
+    tether_json **items = tt_malloc((a->cap ? a->cap : 1) * sizeof *items);
+    memcpy(items, a->items, a->count * sizeof *items);
+    a->items = items;
+    tt_json_block_release(a->block);
+    a->block = NULL;
+  }
   if (a->count == a->cap) {
     if (a->cap > SIZE_MAX / 2 / sizeof *a->items)
       tt_oom();

@@ -6,6 +6,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "json_internal.h"
 #include "util.h"
@@ -112,6 +115,14 @@ static tether_json *build_value(tt_json_text *t, uint32_t j, size_t *raw) {
   return tt_json_build_scalar(p, k->end - k->start);
 }
 
+/* A raw container on a home text holding a copy of s[0..len). */
+static tether_json *raw_copy(tether_json_kind kind, const char *s, size_t len,
+                             bool dups) {
+  tether_json *v = tt_json_new_home(kind, len, 0, dups);
+  memcpy(tt_home_text(v)->text, s, len);
+  return v;
+}
+
 tether_json *tt_json_build_detached(tt_json_text *t, uint32_t j) {
   const tt_tok *k = &t->toks[j];
   const char *p = t->text + k->start;
@@ -125,8 +136,7 @@ tether_json *tt_json_build_detached(tt_json_text *t, uint32_t j) {
     tt_json_text_ref(t);
     return tt_json_adopt(tt_json_new_raw(kind, t, j));
   }
-  return tt_json_new_raw(
-      kind, tt_json_text_new(p, k->end - k->start, 0, t->dups), 0);
+  return raw_copy(kind, p, k->end - k->start, t->dups);
 }
 
 /* ---- Materializing a text without tokens ---- */
@@ -135,11 +145,23 @@ tether_json *tt_json_build_detached(tt_json_text *t, uint32_t j) {
  * known to be valid and compact, so finding where its members start and
  * end is a plain scan, cheaper than tokenizing it again. */
 
-/* The end of the string literal at s; end bounds the text. */
-static const char *skip_string(const char *s, const char *end) {
+const char *tt_json_skip_string(const char *s, const char *end) {
   const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
   s++;
   for (;;) {
+#if defined(__SSE2__)
+    while (end - s >= 16) {
+      __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+      unsigned bits = (unsigned)_mm_movemask_epi8(
+          _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+                       _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))));
+      if (bits) {
+        s += __builtin_ctz(bits);
+        goto found;
+      }
+      s += 16;
+    }
+#endif
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     while (end - s >= 8) {
       uint64_t x;
@@ -153,6 +175,9 @@ static const char *skip_string(const char *s, const char *end) {
       s += 8;
     }
 #endif
+#if defined(__SSE2__)
+  found:
+#endif
     if (*s == '"')
       return s + 1;
     if (*s == '\\')
@@ -162,18 +187,17 @@ static const char *skip_string(const char *s, const char *end) {
   }
 }
 
-/* The end of the value at s; end bounds the text. */
-static const char *skip_value(const char *s, const char *end) {
+const char *tt_json_skip_value(const char *s, const char *end) {
   switch (*s) {
   case '"':
-    return skip_string(s, end);
+    return tt_json_skip_string(s, end);
   case '{':
   case '[': {
     size_t depth = 0;
     for (;;) {
       char c = *s;
       if (c == '"') {
-        s = skip_string(s, end);
+        s = tt_json_skip_string(s, end);
         continue;
       }
       s++;
@@ -227,14 +251,14 @@ static void materialize_scanned(tether_json *v, tt_json_text *t) {
     sm->key = NULL;
     sm->key_len = 0;
     if (object) {
-      const char *kend = skip_string(s, end);
+      const char *kend = tt_json_skip_string(s, end);
       sm->key = s + 1;
       sm->key_len = (size_t)(kend - s) - 2;
       key_bytes += sm->key_len + 1;
       s = kend + 1; /* past the ':' */
     }
     sm->value = s;
-    sm->value_end = s = skip_value(s, end);
+    sm->value_end = s = tt_json_skip_value(s, end);
     if (*s != ',')
       break;
     s++;
@@ -253,9 +277,8 @@ static void materialize_scanned(tether_json *v, tt_json_text *t) {
       /* Empty: a plain node costs less than a raw one with a text. */
       value = *vs == '{' ? tether_json_object() : tether_json_array();
     } else if (*vs == '{' || *vs == '[') {
-      value = tt_json_new_raw(*vs == '{' ? TETHER_JSON_OBJECT
-                                          : TETHER_JSON_ARRAY,
-                              tt_json_text_new(vs, vlen, 0, t->dups), 0);
+      value = raw_copy(*vs == '{' ? TETHER_JSON_OBJECT : TETHER_JSON_ARRAY, vs,
+                       vlen, t->dups);
     } else {
       value = tt_json_build_scalar(vs, vlen);
     }
@@ -289,7 +312,233 @@ static void materialize_scanned(tether_json *v, tt_json_text *t) {
     free(m);
 }
 
+/* ---- Indexing a large text ---- */
+
+void tt_json_text_index(tt_json_text *t) {
+  const char *s = t->text, *end = s + t->len;
+  /* About one token per eight bytes is typical; the guess grows. */
+  size_t cap = t->len / 8 + 16, n = 0;
+  tt_tok *toks = tt_malloc(cap * sizeof *toks);
+  /* The tokens of the open containers. */
+  uint32_t small[64];
+  uint32_t *open = small;
+  size_t depth = 0;
+  bool key_next = false;
+  while (s < end) {
+    char c = *s;
+    if (c == ',' || c == ':') {
+      /* After a comma inside an object comes a key. */
+      key_next = c == ',' && t->text[toks[open[depth - 1]].start] == '{';
+      s++;
+      continue;
+    }
+    if (c == '}' || c == ']') {
+      tt_tok *k = &toks[open[--depth]];
+      k->end = (uint32_t)(s + 1 - t->text);
+      k->next = (uint32_t)n;
+      key_next = false;
+      s++;
+      continue;
+    }
+    if (n == cap) {
+      cap *= 2;
+      toks = tt_realloc(toks, cap * sizeof *toks);
+    }
+    bool is_key = key_next;
+    key_next = false;
+    if (!is_key && depth)
+      toks[open[depth - 1]].count++;
+    const char *vend;
+    if (c == '{' || c == '[') {
+      toks[n] = (tt_tok){(uint32_t)(s - t->text), 0, 0, 0};
+      if (depth == sizeof small / sizeof *small) {
+        open = tt_malloc(TETHER_JSON_MAX_DEPTH * sizeof *open);
+        memcpy(open, small, sizeof small);
+      }
+      open[depth++] = (uint32_t)n++;
+      key_next = c == '{';
+      s++;
+      continue;
+    }
+    vend = c == '"' ? tt_json_skip_string(s, end) : tt_json_skip_value(s, end);
+    toks[n] = (tt_tok){(uint32_t)(s - t->text), (uint32_t)(vend - t->text), 0,
+                       (uint32_t)(n + 1)};
+    n++;
+    s = vend;
+  }
+  if (open != small)
+    free(open);
+  t->toks = tt_realloc(toks, n * sizeof *toks);
+  t->ntok = (uint32_t)n;
+  t->own_toks = true;
+  t->unindexed = false;
+}
+
+/* ---- Materializing into a block ---- */
+
+/* Containers with up to this many members are materialized into a block
+ * (json_internal.h), as long as it stays within TT_BLOCK_MAX. An object
+ * this small has no hash index either (json_object.c). */
+#define BLOCK_MEMBERS 8
+
+static size_t round_up(size_t n) {
+  return (n + TT_BLOCK_ALIGN - 1) & ~(size_t)(TT_BLOCK_ALIGN - 1);
+}
+
+/* The room the node for token j takes in a block (0 for the literals,
+ * which are static). */
+static size_t node_size(const tt_json_text *t, uint32_t j) {
+  const tt_tok *k = &t->toks[j];
+  switch (t->text[k->start]) {
+  case '{':
+    return round_up(sizeof(tt_json_object));
+  case '[':
+    return round_up(sizeof(tt_json_array));
+  case '"':
+    /* Unescaping only shortens: the literal's length is enough. */
+    return round_up(sizeof(tt_json_string) + (k->end - k->start - 2) + 1);
+  case 't':
+  case 'f':
+  case 'n':
+    return 0;
+  default:
+    return round_up(sizeof(tt_json_number) + (k->end - k->start) + 1);
+  }
+}
+
+/* Builds the node for token j at mem, in block b; raw containers on t are
+ * counted in *raw as build_value does. */
+static tether_json *build_in_block(tt_json_text *t, uint32_t j, char *mem,
+                                   tt_block *b, size_t *raw) {
+  const tt_tok *k = &t->toks[j];
+  const char *p = t->text + k->start;
+  size_t len = k->end - k->start;
+  tether_json *v = (tether_json *)(void *)mem;
+  switch (*p) {
+  case 't':
+    return tether_json_bool(true);
+  case 'f':
+    return tether_json_bool(false);
+  case 'n':
+    return tether_json_null();
+  case '{':
+  case '[':
+    if (*p == '{') {
+      tt_json_object *o = (tt_json_object *)v;
+      memset(o, 0, sizeof *o);
+      o->tok = j;
+      atomic_init(&o->raw, t);
+      v->kind = TETHER_JSON_OBJECT;
+    } else {
+      tt_json_array *a = (tt_json_array *)v;
+      memset(a, 0, sizeof *a);
+      a->tok = j;
+      atomic_init(&a->raw, t);
+      v->kind = TETHER_JSON_ARRAY;
+    }
+    (*raw)++;
+    break;
+  case '"': {
+    tt_json_string *str = (tt_json_string *)v;
+    v->kind = TETHER_JSON_STRING;
+    if (memchr(p + 1, '\\', len - 2)) {
+      str->len = tt_json_unescape(p + 1, len - 2, str->bytes);
+    } else {
+      str->len = len - 2;
+      memcpy(str->bytes, p + 1, len - 2);
+    }
+    str->bytes[str->len] = '\0';
+    break;
+  }
+  default: {
+    tt_json_number *n = (tt_json_number *)v;
+    v->kind = TETHER_JSON_NUMBER;
+    n->len = len;
+    memcpy(n->text, p, len);
+    n->text[len] = '\0';
+    break;
+  }
+  }
+  v->refs = 1;
+  v->home = false;
+  v->block_at = (uint16_t)((size_t)(mem - (char *)b) / TT_BLOCK_ALIGN);
+  return v;
+}
+
+/* Materializes v (count members at token tok of t, which repeats no key)
+ * into one block; false, with nothing done, when it would not fit. */
+static bool materialize_block(tether_json *v, tt_json_text *t, uint32_t tok,
+                              uint32_t count, size_t *raw) {
+  const tt_tok *toks = t->toks;
+  bool object = v->kind == TETHER_JSON_OBJECT;
+  if (count > BLOCK_MEMBERS)
+    return false;
+  size_t body = object ? round_up(count * sizeof(tt_member)) : 0;
+  size_t items = object ? 0 : round_up(count * sizeof(tether_json *));
+  /* The parts: the container's members and every node but the static
+   * literals. */
+  size_t key_bytes = 0, nodes = 0;
+  unsigned parts = 1;
+  for (uint32_t k = 0, j = tok + 1; k < count; k++) {
+    uint32_t value = object ? j + 1 : j;
+    if (object)
+      key_bytes += toks[j].end - toks[j].start - 1;
+    size_t size = node_size(t, value);
+    nodes += size;
+    parts += size != 0;
+    j = toks[value].next;
+  }
+  size_t head = round_up(sizeof(tt_block));
+  size_t total = head + body + round_up(key_bytes) + items + nodes;
+  if (total > TT_BLOCK_MAX)
+    return false;
+  tt_block *b = tt_malloc(total);
+  /* Set at once: nobody else sees the block yet. */
+  atomic_init(&b->parts, parts);
+  char *at = (char *)b + head;
+  char *node_mem = at + body + round_up(key_bytes) + items;
+  if (!object) {
+    tt_json_array *a = (tt_json_array *)v;
+    a->items = (tether_json **)(void *)at;
+    for (uint32_t k = 0, j = tok + 1; k < count; k++) {
+      a->items[k] = build_in_block(t, j, node_mem, b, raw);
+      node_mem += node_size(t, j);
+      j = toks[j].next;
+    }
+    a->count = a->cap = count;
+    a->block = b;
+    return true;
+  }
+  tt_json_object *o = (tt_json_object *)v;
+  o->members = (tt_member *)(void *)at;
+  o->keys = at + body;
+  o->cap = count;
+  o->keys_cap = key_bytes;
+  size_t koff = 0;
+  for (uint32_t k = 0, j = tok + 1; k < count; k++) {
+    const char *kp = t->text + toks[j].start + 1;
+    size_t klen = toks[j].end - toks[j].start - 2;
+    if (memchr(kp, '\\', klen)) {
+      klen = tt_json_unescape(kp, klen, o->keys + koff);
+    } else {
+      memcpy(o->keys + koff, kp, klen);
+    }
+    o->keys[koff + klen] = '\0';
+    o->members[k] = (tt_member){(uint32_t)koff, (uint32_t)klen, 0,
+                                build_in_block(t, j + 1, node_mem, b, raw)};
+    node_mem += node_size(t, j + 1);
+    koff += klen + 1;
+    j = toks[j + 1].next;
+  }
+  o->used = o->live = count;
+  o->keys_len = koff;
+  o->block = b;
+  return true;
+}
+
 size_t tt_json_materialize(tether_json *v, tt_json_text *t, uint32_t tok) {
+  if (t->unindexed)
+    tt_json_text_index(t);
   if (!t->toks) {
     materialize_scanned(v, t);
     return 0;
@@ -298,6 +547,8 @@ size_t tt_json_materialize(tether_json *v, tt_json_text *t, uint32_t tok) {
   uint32_t count = toks[tok].count;
   uint32_t j = tok + 1;
   size_t raw = 0;
+  if (count && !t->dups && materialize_block(v, t, tok, count, &raw))
+    return raw;
   if (v->kind == TETHER_JSON_ARRAY) {
     tt_json_array *a = (tt_json_array *)v;
     a->items = count ? tt_malloc(count * sizeof *a->items) : NULL;

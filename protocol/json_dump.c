@@ -109,6 +109,60 @@ void tether_json_dump_string(const char *s, size_t len, tether_buf *out) {
   tether_buf_append_char(out, '"');
 }
 
+/* How far ahead the members of an object are fetched: their nodes, and
+ * the texts of raw ones (found through nodes fetched earlier). */
+#define PREFETCH_NODES 8
+#define PREFETCH_TEXTS 4
+
+/* Starts fetching the text of v when v is a raw container. Only a hint:
+ * the raw field is read without claiming v, which is safe for an atomic
+ * field, and whatever it holds then is only prefetched. */
+static inline void prefetch_text(const tether_json *v) {
+  if (!v || (v->kind != TETHER_JSON_OBJECT && v->kind != TETHER_JSON_ARRAY))
+    return;
+  const tt_json_text *t = atomic_load_explicit(
+      v->kind == TETHER_JSON_OBJECT ? &((const tt_json_object *)v)->raw
+                                    : &((const tt_json_array *)v)->raw,
+      memory_order_relaxed);
+  if (!t || t == TT_RAW_BUSY)
+    return;
+  /* The header, and the start of the text right after it when the text
+   * shares its allocation (a home text, json_internal.h). */
+  __builtin_prefetch(t);
+  __builtin_prefetch((const char *)t + 64);
+  __builtin_prefetch((const char *)t + 128);
+}
+
+/* Appends sep, the key as a string literal, and ':'. Most keys are short
+ * and plain: they are copied in one go, checked on the way. */
+static void append_key(tether_buf *out, const char *sep, const char *key,
+                       size_t len) {
+  size_t seplen = *sep != '\0';
+  tether_buf_reserve(out, seplen + len + 3);
+  char *d = out->data + out->len;
+  if (seplen)
+    *d++ = *sep;
+  *d++ = '"';
+  size_t i = 0;
+  for (; i < len; i++) {
+    unsigned char c = (unsigned char)key[i];
+    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
+      break;
+    d[i] = (char)c;
+  }
+  if (i < len) {
+    /* Something to escape, or UTF-8 to check: the careful way. */
+    out->len += seplen;
+    tether_json_dump_string(key, len, out);
+    tether_buf_append_char(out, ':');
+    return;
+  }
+  d[len] = '"';
+  d[len + 1] = ':';
+  out->len += seplen + len + 3;
+  out->data[out->len] = '\0';
+}
+
 typedef struct dump_frame {
   const tether_json *v;
   size_t i;       /* next element or member slot */
@@ -165,6 +219,12 @@ static bool dump_open(const tether_json *v, tether_buf *out) {
 }
 
 void tether_json_dump(const tether_json *v, tether_buf *out) {
+  tt_json_dump_pieces(v, out, 0, NULL, NULL);
+}
+
+void tt_json_dump_pieces(const tether_json *v, tether_buf *out, size_t piece,
+                         void (*flush)(tether_buf *out, void *ctx),
+                         void *ctx) {
   if (!v)
     v = tether_json_null();
   if (!dump_open(v, out))
@@ -177,6 +237,8 @@ void tether_json_dump(const tether_json *v, tether_buf *out) {
   dump_frame *st = small;
   st[depth++] = (dump_frame){v, 0, 0};
   while (depth) {
+    if (flush && out->len >= piece)
+      flush(out, ctx);
     dump_frame *f = &st[depth - 1];
     const tether_json *child;
     if (f->v->kind == TETHER_JSON_ARRAY) {
@@ -201,14 +263,19 @@ void tether_json_dump(const tether_json *v, tether_buf *out) {
         continue;
       }
       const tt_member *m = &o->members[f->i++];
-      /* The members of a large object live all over the heap: fetch the
-       * next one's node while this one is written. */
-      if (f->i < o->used && o->members[f->i].value)
-        __builtin_prefetch(o->members[f->i].value);
-      if (f->written++)
-        tether_buf_append_char(out, ',');
-      tether_json_dump_string(tt_member_key(o, m), m->key_len, out);
-      tether_buf_append_char(out, ':');
+      /* The members of a large object live all over the heap, and a raw
+       * one's text somewhere else again: fetch nodes a few members ahead
+       * and the texts of the nodes fetched before, so that both arrive
+       * while the members in between are written. */
+      if (f->i + PREFETCH_NODES < o->used) {
+        const tether_json *ahead = o->members[f->i + PREFETCH_NODES].value;
+        if (ahead)
+          __builtin_prefetch(ahead);
+      }
+      if (f->i + PREFETCH_TEXTS < o->used)
+        prefetch_text(o->members[f->i + PREFETCH_TEXTS].value);
+      append_key(out, f->written++ ? "," : "", tt_member_key(o, m),
+                 m->key_len);
       child = m->value;
     }
     if (dump_open(child, out)) {

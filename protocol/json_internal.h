@@ -2,14 +2,16 @@
  * json_internal.h: the representation behind tether/json.h, shared by the
  * files that implement it (json_value.c, json_object.c, json_array.c,
  * json_number.c, json_parse.c, json_build.c, json_dump.c, json_pointer.c,
- * json_patch.c)
- * and by their unit tests. Nothing else should include it.
+ * json_patch.c, json_splice.c) and by their unit tests. Nothing else
+ * should include it, but for the provider library's output, which uses
+ * tt_json_dump_pieces to stream large answers.
  *
- * NODES. Every value is a heap node that starts with `struct tether_json`
+ * NODES. Every value is a node that starts with `struct tether_json`
  * (reference count and kind) and continues with the fields of its kind:
- * tt_json_string, tt_json_number, tt_json_array or tt_json_object. null,
- * true and false are immortal static nodes whose reference count is never
- * touched.
+ * tt_json_string, tt_json_number, tt_json_array or tt_json_object. A node
+ * is an allocation of its own, or shares one (see BLOCKS and HOME TEXTS);
+ * either way it is released by its last reference. null, true and false
+ * are immortal static nodes whose reference count is never touched.
  *
  * LAZY CONTAINERS. The parser does not build a tree. It validates the text,
  * keeps a compacted copy of it together with a token index (tt_json_text),
@@ -21,7 +23,29 @@
  * raw field) builds the members and publishes them with a release store,
  * so it is invisible to callers and safe for values that several threads
  * read. The kind of a raw node is known without materializing it,
- * and a raw node serializes by copying its text.
+ * and a raw node serializes by copying its text. A large text gets its
+ * token index only when its root is first materialized (unindexed): most
+ * large texts are passed on or printed whole.
+ *
+ * BLOCKS. Materializing a small container builds its members all at
+ * once, so they share one allocation, a block (tt_block): the members
+ * array and keys of the container and the nodes of its direct members.
+ * Each of those is released on its own as before, and the block goes with
+ * the last. Reading a few members of a small object (a protocol message,
+ * a state file event) then costs one allocation instead of one per node.
+ *
+ * HOME TEXTS. A small raw container and its text are usually one
+ * allocation: the node first, its text (tt_json_text and the bytes) right
+ * after it. The node holds a reference to that "home" text for as long
+ * as it lives, also after it has been materialized, and the allocation
+ * goes with the last reference to the text. One allocation instead of
+ * two, and the text is found next to the node: a state document's
+ * resources are such nodes, read and replaced by the tens of thousands.
+ *
+ * EDITS OF RAW OBJECTS. A patch that sets, adds or removes one member of
+ * a small raw object replaces the object by a new raw one whose text has
+ * the change (json_splice.c, json_patch.c), instead of materializing it:
+ * what was stored raw stays raw, and serializes by copying.
  *
  * A raw node keeps its whole text alive. So that a small value taken out of
  * a large document and stored elsewhere (a patch's "value" stored in a
@@ -49,7 +73,28 @@
 struct tether_json {
   uint32_t refs;
   uint8_t kind; /* tether_json_kind */
+  /* The node's home text follows it (see HOME TEXTS above). */
+  bool home;
+  /* Nonzero for a node in a block: its distance from the block's start
+   * in units of TT_BLOCK_ALIGN bytes. */
+  uint16_t block_at;
 };
+
+/* A block (see the top of this file). Its parts are the nodes in it and
+ * the members of the container it was made for; the count is atomic,
+ * since the parts may end up with different owners on different
+ * threads, as the text reference counts are. */
+typedef struct tt_block {
+  atomic_uint parts;
+} tt_block;
+
+#define TT_BLOCK_ALIGN 16
+/* Blocks stay this small, so that a member kept after its container is
+ * gone keeps little else alive (and block_at fits in 16 bits). */
+#define TT_BLOCK_MAX 2048
+
+/* Releases one part of block b: the last frees it. */
+void tt_json_block_release(tt_block *b);
 
 typedef struct tt_json_string {
   tether_json head;
@@ -78,7 +123,8 @@ typedef struct tt_tok {
 
 /*
  * A validated JSON text without insignificant whitespace, shared by the raw
- * nodes that point into it. A parsed text has its tokens; a text made by
+ * nodes that point into it. A parsed text has its tokens (a large one from
+ * the first materialization of its root on: unindexed); a text made by
  * detaching a small value has none (toks NULL), and its one raw node
  * (token 0) is materialized by scanning it, which a valid compact text
  * allows.
@@ -95,6 +141,12 @@ typedef struct tt_json_text {
    * out as is: the last value wins, and only materialized objects show
    * that. */
   bool dups;
+  /* A large parsed text whose token index is built when its root is
+   * first materialized (json_parse.c); toks is NULL until then. */
+  bool unindexed;
+  /* The allocation starts with this text's home node, TT_HOME_OFFSET
+   * bytes before it. */
+  bool home;
 } tt_json_text;
 
 typedef struct tt_json_array {
@@ -107,6 +159,7 @@ typedef struct tt_json_array {
   size_t count;
   size_t cap;
   tether_json **items;
+  tt_block *block; /* items is in this block, or NULL: its own allocation */
 } tt_json_array;
 
 /*
@@ -138,9 +191,19 @@ typedef struct tt_json_object {
   uint32_t *slots;
   size_t nslots; /* a power of two, or 0 without an index */
   size_t deleted_slots;
+  tt_block *block; /* members and keys are in this block, or NULL: in
+                      allocations of their own */
 } tt_json_object;
 
 #define TT_SLOT_DELETED UINT32_MAX
+
+/* Where a home text starts after its node: room for either kind. */
+#define TT_HOME_OFFSET                                                         \
+  ((sizeof(tt_json_object) + 15) & ~(size_t)15)
+
+static inline tt_json_text *tt_home_text(const tether_json *v) {
+  return (tt_json_text *)(void *)((char *)(uintptr_t)v + TT_HOME_OFFSET);
+}
 
 /* ---- json_value.c ---- */
 
@@ -156,6 +219,11 @@ tether_json *tt_json_new_raw(tether_json_kind kind, tt_json_text *t,
                              uint32_t tok);
 void tt_json_text_ref(tt_json_text *t);
 void tt_json_text_unref(tt_json_text *t);
+/* A new raw container of kind `kind` at token 0 of a home text of len
+ * bytes with room for ntok tokens, which the caller fills in (the NUL
+ * after the text is written). */
+tether_json *tt_json_new_home(tether_json_kind kind, size_t len, uint32_t ntok,
+                              bool dups);
 /* A new text holding a copy of s[0..len), with room for ntok tokens
  * (toks NULL when ntok is 0); one reference. */
 tt_json_text *tt_json_text_new(const char *s, size_t len, uint32_t ntok,
@@ -261,12 +329,52 @@ tether_json *tt_json_build_scalar(const char *p, size_t len);
  * (room for len bytes); returns the length. */
 size_t tt_json_unescape(const char *s, size_t len, char *out);
 
+/* The end of the string literal, or of the value, that starts at s in a
+ * valid compact text ending at end. */
+const char *tt_json_skip_string(const char *s, const char *end);
+const char *tt_json_skip_value(const char *s, const char *end);
+
+/* Builds the token index of an unindexed text (t->unindexed): one scan
+ * of the compact, valid text. Only the thread materializing the text's
+ * root calls it, and nothing else refers to such a text, so it changes t
+ * in place. */
+void tt_json_text_index(tt_json_text *t);
+
 /* Builds the direct members of raw container v from token tok of t
  * (called by tt_json_force, which has claimed v). Returns how many of
  * them are raw containers on t, whose references to t the caller adds. */
 size_t tt_json_materialize(tether_json *v, tt_json_text *t, uint32_t tok);
 
+/* ---- json_splice.c ---- */
+
+/* Where a member lies in the text of a raw object: offsets of its key's
+ * opening quote, of its value and of the end of its value. */
+typedef struct tt_raw_member {
+  size_t key;
+  size_t value;
+  size_t end;
+} tt_raw_member;
+
+/* Finds the member named key (keylen bytes, unescaped) in s[0..len), the
+ * compact text of an object that repeats no key. */
+bool tt_json_raw_find(const char *s, size_t len, const char *key,
+                      size_t keylen, tt_raw_member *m);
+/* A new raw object on a home text: s[0..len) with s[from..to) replaced
+ * by a[0..alen) followed by b[0..blen). */
+tether_json *tt_json_raw_splice(const char *s, size_t len, size_t from,
+                                size_t to, const char *a, size_t alen,
+                                const char *b, size_t blen);
+
 /* ---- json_dump.c ---- */
+
+/* tether_json_dump, handing the text out as it goes: whenever out holds
+ * at least `piece` bytes between two values, flush(out, ctx) is called,
+ * which takes them out (out->len = 0). How a large answer goes out while
+ * it is being serialized, in a buffer that stays small (the provider
+ * library's output.c uses it). */
+void tt_json_dump_pieces(const tether_json *v, tether_buf *out, size_t piece,
+                         void (*flush)(tether_buf *out, void *ctx),
+                         void *ctx);
 
 /* The escape sequence for a byte a JSON string cannot hold as is ('"',
  * '\\' or a control character): written to out, length returned. */

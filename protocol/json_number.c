@@ -146,6 +146,22 @@ static bool number_magnitude(const tether_json *v, bool *neg, uint64_t *out) {
   if (!tether_json_is_number(v))
     return false;
   const tt_json_number *n = (const tt_json_number *)v;
+  /* Most integers are plain digits of a size that cannot overflow (a
+   * valid number's text has no leading zero): no need to take them
+   * apart. */
+  const char *digits = n->text + (n->text[0] == '-');
+  size_t nd = n->len - (size_t)(digits - n->text);
+  if (nd <= 19) {
+    uint64_t u = 0;
+    size_t i = 0;
+    while (i < nd && digits[i] >= '0' && digits[i] <= '9')
+      u = u * 10 + (uint64_t)(digits[i++] - '0');
+    if (i == nd) {
+      *neg = digits != n->text;
+      *out = u;
+      return true;
+    }
+  }
   number_parts p;
   number_split(n->text, n->len, &p);
   *neg = p.neg;

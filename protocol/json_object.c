@@ -132,7 +132,23 @@ long tt_json_object_find(const tt_json_object *o, const char *key,
   return -1;
 }
 
+/* Moves members and keys that live in a block (json_internal.h) into
+ * allocations of their own, which can grow. */
+static void unblock(tt_json_object *o) {
+  if (!o->block)
+    return;
+  tt_member *members = tt_malloc((o->cap ? o->cap : 1) * sizeof *members);
+  memcpy(members, o->members, o->used * sizeof *members);
+  char *keys = tt_malloc(o->keys_cap ? o->keys_cap : 1);
+  memcpy(keys, o->keys, o->keys_len);
+  o->members = members;
+  o->keys = keys;
+  tt_json_block_release(o->block);
+  o->block = NULL;
+}
+
 void tt_json_object_reserve(tt_json_object *o, size_t n, size_t key_bytes) {
+  unblock(o);
   if (o->used + n > o->cap) {
     o->cap = o->used + n;
     o->members = tt_realloc(o->members, o->cap * sizeof *o->members);
@@ -148,6 +164,8 @@ void tt_json_object_append(tt_json_object *o, const char *key, size_t len,
   if (len > UINT32_MAX - 1 || o->keys_len > UINT32_MAX - 1 - len ||
       o->used >= UINT32_MAX - 1)
     tt_oom(); /* beyond what the 32-bit offsets address */
+  if (o->used == o->cap || o->keys_len + len + 1 > o->keys_cap)
+    unblock(o);
   if (o->used == o->cap) {
     o->cap = o->cap ? o->cap * 2 : 4;
     o->members = tt_realloc(o->members, o->cap * sizeof *o->members);

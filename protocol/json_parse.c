@@ -1,74 +1,110 @@
 /*
- * json_parse.c: JSON text to values. jsmn tokenizes; a validation pass then
- * walks the text and the tokens together and enforces RFC 8259, which jsmn
- * alone does not (it accepts "[1 2]", bare control characters, "01" and
- * more); the same pass drops insignificant whitespace and turns jsmn's
- * tokens into the index that lazy materialization uses (json_internal.h).
+ * json_parse.c: JSON text to values. One pass over the text enforces RFC
+ * 8259 byte by byte (strings, escapes, UTF-8, numbers, literals,
+ * structure, nesting), drops insignificant whitespace, and records the
+ * token index that lazy materialization uses (json_internal.h). Building
+ * values from the result is json_build.c's part.
  *
- * The validation pass is authoritative: it checks every byte itself and
- * uses the tokens only to record structure. Building values from the
- * result is json_build.c's part. When jsmn gives up early (it
- * stops at the first error, or at a NUL byte), the pass keeps validating
- * without tokens, so the error reported is always the first one in the
- * text, with its offset.
+ * A large text gets no token index here: most large texts are passed on
+ * or printed whole (a state_read answer), and an index costs more memory
+ * than the text itself. Its index is built when something first looks
+ * inside (tt_json_text_index); what the index would have shown at once,
+ * an object repeating a key, is found from a log of the keys instead.
  */
-#define JSMN_STRICT
-#define JSMN_PARENT_LINKS
-#define JSMN_STATIC
-#include <jsmn.h>
-
 #include <limits.h>
 #include <stdarg.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "json_internal.h"
 #include "util.h"
 
-/* Inputs up to this many tokens are tokenized into a buffer on the
- * stack: most protocol messages are small. */
+/* Tokens and compacted text of inputs up to these sizes are built in
+ * buffers on the stack and then copied into one allocation: most
+ * protocol messages and state file events are small. */
 #define STACK_TOKENS 256
+#define STACK_TEXT 1024
+
+/* What is parsed shares allocations while they stay below this size:
+ * malloc serves smaller ones from per-thread caches, larger ones by a
+ * slower path that also consolidates its free lists (from 1 KiB on). A
+ * state file replay parses a hundred thousand small texts, and that path
+ * would be a good part of its time. */
+#define SMALL_ALLOC 1000
+
+/* Texts from this size on wait for their token index (see above). */
+#define LAZY_INDEX_MIN (64u * 1024u)
 
 /* ---- The validation pass ---- */
+
+/* The literal of an object's key, without its quotes, as the compacted
+ * text has it: two keys are the same exactly when their literals are,
+ * since the compacted text writes every string one way. */
+typedef struct key_span {
+  const char *p;
+  size_t len;
+} key_span;
 
 typedef struct walker {
   const char *s;
   size_t len;
   size_t pos;
-  /* jsmn's tokens, followed while they agree with the text. */
-  const jsmntok_t *jt;
-  unsigned njt;
-  unsigned ti; /* next token */
-  bool jsmn_ok;
-  bool follow;
-  /* Output: the token index (may overlay jt, see claim_token) and the
-   * compacted text; both NULL for a document that is a single scalar. */
+  /* Output: the token index (NULL when none is built: a document that is
+   * a single scalar, or a large text) and the compacted text (NULL for a
+   * single scalar). out starts in the caller's buffer of cap tokens. */
   tt_tok *out;
+  uint32_t ntok, cap;
+  bool out_heap; /* out has been moved to the heap */
   char *dst;
   size_t dlen;
   size_t flush; /* first input byte not yet copied to dst */
   size_t shift; /* whitespace bytes dropped so far */
   size_t value_end; /* where the top-level value ends */
-  bool saw_escape;  /* the last string scanned had a backslash */
-  /* Objects that may repeat a key (see frame.keys_seen). */
+  /* Objects that may repeat a key (see frame.keys_seen), by token. */
   uint32_t *suspects;
   size_t nsuspects, suspects_cap;
+  /* Without a token index: the keys of the objects being walked, each
+   * object's after its parent's, and whether some object repeated one. */
+  key_span *keys;
+  size_t nkeys, keys_cap;
+  bool dups;
   tether_json_error *err;
 } walker;
 
-TETHER_PRINTF(3, 4)
-static bool fail(walker *w, size_t offset, const char *fmt, ...) {
+static void set_error(walker *w, size_t offset, const char *fmt,
+                      va_list ap) {
   if (!w->err)
-    return false;
+    return;
   char what[200];
-  va_list ap;
-  va_start(ap, fmt);
   vsnprintf(what, sizeof what, fmt, ap);
-  va_end(ap);
   tt_json_set_error(w->err, offset, -1, "invalid JSON at byte %zu: %s",
                     offset, what);
+}
+
+TETHER_PRINTF(3, 4)
+static bool fail(walker *w, size_t offset, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  set_error(w, offset, fmt, ap);
+  va_end(ap);
   return false;
+}
+
+/* The same for the scanners, which return the offset where they stop:
+ * 0, where no scan ever stops, means they failed. */
+TETHER_PRINTF(3, 4)
+static size_t fail_at(walker *w, size_t offset, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  set_error(w, offset, fmt, ap);
+  va_end(ap);
+  return 0;
 }
 
 /* How a byte is named in a message. */
@@ -90,69 +126,71 @@ static inline bool is_ws(char c) {
   return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
-static inline void skip_ws(walker *w) {
-  size_t start = w->pos;
-  while (w->pos < w->len && is_ws(w->s[w->pos]))
-    w->pos++;
-  if (w->pos == start)
-    return;
+/* Skips the whitespace at pos, dropping it from the compacted text;
+ * returns where it ends. */
+static inline size_t skip_ws(walker *w, size_t pos) {
+  /* Every byte that may follow is above ' ', whitespace is not: most
+   * calls, on compact input all, end at this one test. */
+  if (pos >= w->len || (unsigned char)w->s[pos] > ' ')
+    return pos;
+  size_t start = pos;
+  while (pos < w->len && is_ws(w->s[pos]))
+    pos++;
+  if (pos == start)
+    return pos;
   if (w->dst) {
     memcpy(w->dst + w->dlen, w->s + w->flush, start - w->flush);
     w->dlen += start - w->flush;
   }
-  w->flush = w->pos;
-  w->shift += w->pos - start;
+  w->flush = pos;
+  w->shift += pos - start;
+  return pos;
 }
 
 /* ---- Tokens ---- */
 
 #define NO_TOKEN UINT32_MAX
 
-/* Claims jsmn's next token for a value of the given type starting at the
- * current position: *idx receives its index and *jend where jsmn thinks it
- * ends, or *idx is NO_TOKEN once the tokens have stopped agreeing with the
- * text. That can only happen when jsmn failed, and then the text is
- * invalid and the walk goes on without tokens to find out where. Returns
- * false only when jsmn accepted a text the validator reads differently. */
-static bool claim_token(walker *w, jsmntype_t type, uint32_t *idx,
-                        size_t *jend) {
-  *idx = NO_TOKEN;
-  if (!w->follow)
-    return true;
-  jsmntok_t t;
-  bool agree = w->ti < w->njt;
-  if (agree) {
-    /* Copied out first: w->out is written over the same array, each
-     * entry no further than the jsmn token it replaces (16 bytes versus
-     * 20), so w->out[i] may overlap jt[i] but never jt[i + 1]. */
-    memcpy(&t, &w->jt[w->ti], sizeof t);
-    size_t start = type == JSMN_STRING ? w->pos + 1 : w->pos;
-    agree = t.type == type && t.start >= 0 && (size_t)t.start == start;
+static void grow_tokens(walker *w) {
+  if (w->cap > UINT32_MAX / 2)
+    tt_oom();
+  uint32_t cap = w->cap * 2;
+  if (w->out_heap) {
+    w->out = tt_realloc(w->out, (size_t)cap * sizeof *w->out);
+  } else {
+    tt_tok *h = tt_malloc((size_t)cap * sizeof *h);
+    memcpy(h, w->out, (size_t)w->ntok * sizeof *h);
+    w->out = h;
+    w->out_heap = true;
   }
-  if (!agree) {
-    if (w->jsmn_ok)
-      return fail(w, w->pos, "tokenizer disagrees with the validator");
-    w->follow = false;
-    return true;
-  }
-  *idx = w->ti++;
-  *jend = t.end < 0 ? SIZE_MAX : (size_t)t.end;
-  w->out[*idx] = (tt_tok){(uint32_t)(w->pos - w->shift), 0, 0, *idx + 1};
-  return true;
+  w->cap = cap;
 }
 
-/* Records the end of a scalar token, checking that jsmn saw the same. */
-static bool finish_token(walker *w, uint32_t idx, size_t jend, size_t end) {
-  if (idx == NO_TOKEN)
-    return true;
-  if (jend != end) {
-    if (w->jsmn_ok)
-      return fail(w, end, "tokenizer disagrees with the validator");
-    w->follow = false;
-    return true;
+/* A new token for the value starting at input offset pos; its end,
+ * count and next are filled in once known. NO_TOKEN without an index. */
+static inline uint32_t new_token(walker *w, size_t pos) {
+  if (!w->out)
+    return NO_TOKEN;
+  if (w->ntok == w->cap)
+    grow_tokens(w);
+  uint32_t i = w->ntok++;
+  w->out[i] = (tt_tok){(uint32_t)(pos - w->shift), 0, 0, i + 1};
+  return i;
+}
+
+/* Records the end of a scalar token: input offset pos. */
+static inline void finish_token(walker *w, uint32_t idx, size_t pos) {
+  if (idx != NO_TOKEN)
+    w->out[idx].end = (uint32_t)(pos - w->shift);
+}
+
+static void push_suspect(walker *w, uint32_t v) {
+  if (w->nsuspects == w->suspects_cap) {
+    w->suspects_cap = w->suspects_cap ? w->suspects_cap * 2 : 16;
+    w->suspects =
+        tt_realloc(w->suspects, w->suspects_cap * sizeof *w->suspects);
   }
-  w->out[idx].end = (uint32_t)(w->pos - w->shift);
-  return true;
+  w->suspects[w->nsuspects++] = v;
 }
 
 /* ---- Scalars ---- */
@@ -192,12 +230,33 @@ static inline uint64_t special_bytes(uint64_t x) {
          high;
 }
 
-/* Validates the string whose opening quote is at w->pos and moves past its
- * closing quote. */
-static bool scan_string(walker *w) {
+/* Validates the string whose opening quote is at q; returns the offset
+ * past its closing quote (0 on failure, with the error set), and sets
+ * *escaped when it has a backslash. Runs of plain ASCII, most of any
+ * document, are skipped sixteen or eight bytes at a time. Inlined at both
+ * of its calls, so that the walk keeps its state in registers. */
+__attribute__((always_inline)) static inline size_t
+scan_string(walker *w, size_t q, bool *escaped) {
   const char *s = w->s;
-  size_t len = w->len, q = w->pos, i = q + 1;
+  size_t len = w->len, i = q + 1;
   for (;;) {
+#if defined(__SSE2__)
+    while (i + 16 <= len) {
+      __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+      /* Bytes from 0x80 up compare below 0x20 as signed: non-ASCII is
+       * flagged with the control characters. */
+      __m128i m = _mm_or_si128(
+          _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+                       _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
+          _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)));
+      unsigned bits = (unsigned)_mm_movemask_epi8(m);
+      if (bits) {
+        i += (size_t)__builtin_ctz(bits);
+        goto special;
+      }
+      i += 16;
+    }
+#endif
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     while (i + 8 <= len) {
       uint64_t x;
@@ -210,17 +269,18 @@ static bool scan_string(walker *w) {
       i += 8;
     }
 #endif
+#if defined(__SSE2__)
+  special:
+#endif
     if (i >= len)
-      return fail(w, len, "unterminated string (opened at byte %zu)", q);
+      return fail_at(w, len, "unterminated string (opened at byte %zu)", q);
     unsigned char c = (unsigned char)s[i];
-    if (c == '"') {
-      w->pos = i + 1;
-      return true;
-    }
+    if (c == '"')
+      return i + 1;
     if (c == '\\') {
-      w->saw_escape = true;
+      *escaped = true;
       if (i + 1 >= len)
-        return fail(w, len, "unterminated string (opened at byte %zu)", q);
+        return fail_at(w, len, "unterminated string (opened at byte %zu)", q);
       switch (s[i + 1]) {
       case '"':
       case '\\':
@@ -236,24 +296,24 @@ static bool scan_string(walker *w) {
         break;
       default: {
         char buf[16];
-        return fail(w, i, "invalid escape: backslash followed by %s",
-                    describe(w, i + 1, buf, sizeof buf));
+        return fail_at(w, i, "invalid escape: backslash followed by %s",
+                       describe(w, i + 1, buf, sizeof buf));
       }
       }
       long cp = hex4(s + i + 2, len - i - 2);
       if (cp < 0)
-        return fail(w, i, "invalid \\u escape: expected 4 hex digits");
+        return fail_at(w, i, "invalid \\u escape: expected 4 hex digits");
       if (cp >= 0xDC00 && cp <= 0xDFFF)
-        return fail(w, i, "lone low surrogate \\u%04lX in string", cp);
+        return fail_at(w, i, "lone low surrogate \\u%04lX in string", cp);
       if (cp >= 0xD800 && cp <= 0xDBFF) {
         long lo = -1;
         if (i + 7 < len && s[i + 6] == '\\' && s[i + 7] == 'u')
           lo = hex4(s + i + 8, len - i - 8);
         if (lo < 0xDC00 || lo > 0xDFFF)
-          return fail(w, i,
-                      "lone high surrogate \\u%04lX in string (no low "
-                      "surrogate escape follows)",
-                      cp);
+          return fail_at(w, i,
+                         "lone high surrogate \\u%04lX in string (no low "
+                         "surrogate escape follows)",
+                         cp);
         i += 12;
       } else {
         i += 6;
@@ -261,15 +321,15 @@ static bool scan_string(walker *w) {
       continue;
     }
     if (c < 0x20)
-      return fail(w, i,
-                  "control character 0x%02X in string must be escaped", c);
+      return fail_at(w, i,
+                     "control character 0x%02X in string must be escaped", c);
     if (c >= 0x80) {
       uint32_t cp;
       const char *why = "invalid UTF-8";
       size_t n = tt_utf8_decode((const unsigned char *)s + i, len - i, &cp,
                                 &why);
       if (!n)
-        return fail(w, i, "%s (byte 0x%02X) in string", why, c);
+        return fail_at(w, i, "%s (byte 0x%02X) in string", why, c);
       i += n;
       continue;
     }
@@ -287,17 +347,19 @@ static inline bool ends_scalar(const walker *w, size_t i) {
   return is_ws(c) || c == ',' || c == ']' || c == '}';
 }
 
-static bool scan_number(walker *w) {
+/* Validates the number at start; returns the offset past it (0 on
+ * failure). */
+static size_t scan_number(walker *w, size_t start) {
   const char *s = w->s;
-  size_t len = w->len, start = w->pos, i = start;
+  size_t len = w->len, i = start;
   if (s[i] == '-')
     i++;
   if (i >= len || !is_digit(s[i]))
-    return fail(w, i, "expected a digit after '-'");
+    return fail_at(w, i, "expected a digit after '-'");
   if (s[i] == '0') {
     i++;
     if (i < len && is_digit(s[i]))
-      return fail(w, start, "leading zero in number");
+      return fail_at(w, start, "leading zero in number");
   } else {
     while (i < len && is_digit(s[i]))
       i++;
@@ -305,7 +367,7 @@ static bool scan_number(walker *w) {
   if (i < len && s[i] == '.') {
     i++;
     if (i >= len || !is_digit(s[i]))
-      return fail(w, i, "expected a digit after the decimal point");
+      return fail_at(w, i, "expected a digit after the decimal point");
     while (i < len && is_digit(s[i]))
       i++;
   }
@@ -314,46 +376,43 @@ static bool scan_number(walker *w) {
     if (i < len && (s[i] == '+' || s[i] == '-'))
       i++;
     if (i >= len || !is_digit(s[i]))
-      return fail(w, i, "expected a digit in the exponent");
+      return fail_at(w, i, "expected a digit in the exponent");
     while (i < len && is_digit(s[i]))
       i++;
   }
   if (!ends_scalar(w, i)) {
     char buf[16];
-    return fail(w, i, "unexpected %s after number",
-                describe(w, i, buf, sizeof buf));
+    return fail_at(w, i, "unexpected %s after number",
+                   describe(w, i, buf, sizeof buf));
   }
-  w->pos = i;
-  return true;
+  return i;
 }
 
-static bool scan_literal(walker *w) {
+/* Validates the literal at pos; returns the offset past it (0 on
+ * failure). */
+static size_t scan_literal(walker *w, size_t pos) {
   static const char *const words[] = {"true", "false", "null"};
-  const char *s = w->s + w->pos;
-  size_t avail = w->len - w->pos;
+  const char *s = w->s + pos;
+  size_t avail = w->len - pos;
   for (size_t k = 0; k < 3; k++) {
     size_t n = strlen(words[k]);
-    if (avail >= n && memcmp(s, words[k], n) == 0 &&
-        ends_scalar(w, w->pos + n)) {
-      w->pos += n;
-      return true;
-    }
+    if (avail >= n && memcmp(s, words[k], n) == 0 && ends_scalar(w, pos + n))
+      return pos + n;
   }
-  return fail(w, w->pos, "invalid literal (expected true, false or null)");
+  return fail_at(w, pos, "invalid literal (expected true, false or null)");
 }
 
 /* ---- Canonical strings ---- */
 
-/* Rewrites the string literal s[q..w->pos), which has escapes, into the
+/* Rewrites the string literal s[q..end), which has escapes, into the
  * compacted text the way tether_json_dump would write its value: escapes
  * only for '"', '\\' and control characters, every other character as
  * UTF-8. The raw text of a container is then exactly its serialization,
  * whether or not anyone has looked inside it. The result is never longer
  * than the literal: each escape it writes replaces one at least as long. */
-static void canonicalize_string(walker *w, size_t q) {
+static void canonicalize_string(walker *w, size_t q, size_t end) {
   if (!w->dst)
     return;
-  size_t end = w->pos;
   memcpy(w->dst + w->dlen, w->s + w->flush, q - w->flush);
   w->dlen += q - w->flush;
   size_t len = end - q - 2;
@@ -378,11 +437,91 @@ static void canonicalize_string(walker *w, size_t q) {
   w->flush = end;
 }
 
+/* ---- Duplicate keys ---- */
+
+/* Whether any two of keys[0..n), which have equal hashes in entries
+ * (hash << 32 | index, sorted or grouped by hash) from i on, are the
+ * same key. */
+static bool same_hash_run_repeats(const key_span *keys, const uint64_t *e,
+                                  size_t n, size_t i, size_t *run_end) {
+  size_t j = i + 1;
+  while (j < n && e[j] >> 32 == e[i] >> 32)
+    j++;
+  *run_end = j;
+  for (size_t a = i; a < j; a++)
+    for (size_t b = a + 1; b < j; b++) {
+      const key_span *x = &keys[(uint32_t)e[a]], *y = &keys[(uint32_t)e[b]];
+      if (x->len == y->len && memcmp(x->p, y->p, x->len) == 0)
+        return true;
+    }
+  return false;
+}
+
+/* Whether two of the n keys are the same. Their hashes are sorted and
+ * equal neighbours compared: for the tens of thousands of keys of a
+ * state's resources, radix passes over a compact array beat probing a
+ * hash table of that size at random. */
+static bool keys_repeat(const key_span *keys, size_t n) {
+  if (n <= 32) {
+    /* A few keys are compared with each other directly. */
+    for (size_t a = 0; a < n; a++)
+      for (size_t b = a + 1; b < n; b++)
+        if (keys[a].len == keys[b].len &&
+            memcmp(keys[a].p, keys[b].p, keys[a].len) == 0)
+          return true;
+    return false;
+  }
+  uint64_t *e = tt_malloc(n * sizeof *e);
+  uint64_t *tmp = tt_malloc(n * sizeof *tmp);
+  for (size_t k = 0; k < n; k++)
+    e[k] = (uint64_t)tt_json_hash(keys[k].p, keys[k].len) << 32 | k;
+  /* Least significant digit first, three digits of 11 bits: the 32
+   * bits of the hash. */
+  for (unsigned shift = 32; shift < 64; shift += 11) {
+    size_t count[2048] = {0};
+    for (size_t k = 0; k < n; k++)
+      count[(e[k] >> shift) & 2047]++;
+    size_t sum = 0;
+    for (size_t d = 0; d < 2048; d++) {
+      size_t c = count[d];
+      count[d] = sum;
+      sum += c;
+    }
+    for (size_t k = 0; k < n; k++)
+      tmp[count[(e[k] >> shift) & 2047]++] = e[k];
+    uint64_t *swap = e;
+    e = tmp;
+    tmp = swap;
+  }
+  bool found = false;
+  for (size_t i = 0, next; i < n && !found; i = next)
+    found = same_hash_run_repeats(keys, e, n, i, &next);
+  free(e);
+  free(tmp);
+  return found;
+}
+
+/* Whether the object at token tok of t really repeats a key. */
+static bool repeats_key(const tt_json_text *t, uint32_t tok) {
+  const tt_tok *toks = t->toks;
+  uint32_t n = toks[tok].count;
+  key_span *keys = tt_malloc((n ? n : 1) * sizeof *keys);
+  for (uint32_t k = 0, j = tok + 1; k < n; k++) {
+    keys[k] = (key_span){t->text + toks[j].start + 1,
+                         toks[j].end - toks[j].start - 2};
+    j = toks[j + 1].next;
+  }
+  bool found = keys_repeat(keys, n);
+  free(keys);
+  return found;
+}
+
 /* ---- The walk ---- */
 
 typedef struct frame {
   uint32_t tok;
   uint32_t count;
+  uint32_t first_key; /* without a token index: its first key in keys[] */
   bool object;
   /* A 64-bit Bloom filter of the keys so far: a key whose bit is already
    * set makes the object a suspect of repeating a key, checked exactly
@@ -392,16 +531,14 @@ typedef struct frame {
   uint64_t keys_seen;
 } frame;
 
-static uint64_t key_bit(const char *k, size_t len) {
-  uint32_t h = (uint32_t)len * 0x9E3779B1u;
-  if (len) {
-    h ^= (uint8_t)k[0] * 0x85EBCA77u;
-    h ^= (uint8_t)k[len - 1] * 0xC2B2AE3Du;
-    h ^= (uint8_t)k[len / 2] * 0x27D4EB2Fu;
-  }
-  h ^= h >> 15;
-  h *= 0x2C1B3C6Du;
-  return 1ull << (h >> 26);
+static inline uint64_t key_bit(const char *k, size_t len) {
+  /* Length and three bytes tell the keys of one object apart well
+   * enough, with one multiplication: this runs for every key. */
+  uint32_t h = (uint32_t)len;
+  if (len)
+    h = h << 24 ^ (uint32_t)(uint8_t)k[0] << 16 ^
+        (uint32_t)(uint8_t)k[len / 2] << 8 ^ (uint8_t)k[len - 1];
+  return 1ull << ((h * 0x9E3779B1u) >> 26);
 }
 
 /* Validates one JSON text (with surrounding whitespace) at w->s. A state
@@ -413,56 +550,54 @@ static bool walk(walker *w) {
   frame *st = small;
   size_t depth = 0;
   const char *s = w->s;
+  const size_t len = w->len;
+  /* The position lives here, not in w, so that it stays in a register;
+   * the helpers take it and return the next one. */
+  size_t pos = skip_ws(w, w->pos);
   bool ok = false;
+  bool escaped;
   char buf[16];
   uint32_t t;
-  size_t jend = 0;
+  size_t next;
 
-  skip_ws(w);
 value:
-  if (w->pos >= w->len) {
-    fail(w, w->pos,
+  if (pos >= len) {
+    fail(w, pos,
          depth ? "unexpected end of input, expected a value"
                : "no JSON value in the input");
     goto out;
   }
-  switch (s[w->pos]) {
+  switch (s[pos]) {
   case '{':
   case '[': {
-    bool object = s[w->pos] == '{';
+    bool object = s[pos] == '{';
     if (depth == TETHER_JSON_MAX_DEPTH) {
-      fail(w, w->pos, "nesting deeper than %d levels",
-           TETHER_JSON_MAX_DEPTH);
+      fail(w, pos, "nesting deeper than %d levels", TETHER_JSON_MAX_DEPTH);
       goto out;
     }
     if (depth == sizeof small / sizeof *small) {
       st = tt_malloc(TETHER_JSON_MAX_DEPTH * sizeof *st);
       memcpy(st, small, sizeof small);
     }
-    if (!claim_token(w, object ? JSMN_OBJECT : JSMN_ARRAY, &t, &jend))
-      goto out;
-    st[depth++] = (frame){t, 0, object, false, 0};
-    w->pos++;
-    skip_ws(w);
-    if (w->pos < w->len && s[w->pos] == (object ? '}' : ']'))
+    t = new_token(w, pos);
+    st[depth++] = (frame){t, 0, (uint32_t)w->nkeys, object, false, 0};
+    pos = skip_ws(w, pos + 1);
+    if (pos < len && s[pos] == (object ? '}' : ']'))
       goto close;
     if (object)
       goto key;
     goto value;
   }
-  case '"': {
-    size_t q = w->pos;
-    w->saw_escape = false;
-    if (!claim_token(w, JSMN_STRING, &t, &jend) || !scan_string(w))
+  case '"':
+    escaped = false;
+    t = new_token(w, pos);
+    if (!(next = scan_string(w, pos, &escaped)))
       goto out;
-    /* jsmn's end is checked against the input, before the rewrite. */
-    size_t in_end = w->pos - 1;
-    if (w->saw_escape)
-      canonicalize_string(w, q);
-    if (!finish_token(w, t, jend, in_end))
-      goto out;
+    if (escaped)
+      canonicalize_string(w, pos, next);
+    pos = next;
+    finish_token(w, t, pos);
     goto after_value;
-  }
   case '-':
   case '0':
   case '1':
@@ -474,116 +609,125 @@ value:
   case '7':
   case '8':
   case '9':
-    if (!claim_token(w, JSMN_PRIMITIVE, &t, &jend) || !scan_number(w) ||
-        !finish_token(w, t, jend, w->pos))
+    t = new_token(w, pos);
+    if (!(pos = scan_number(w, pos)))
       goto out;
+    finish_token(w, t, pos);
     goto after_value;
   case 't':
   case 'f':
   case 'n':
-    if (!claim_token(w, JSMN_PRIMITIVE, &t, &jend) || !scan_literal(w) ||
-        !finish_token(w, t, jend, w->pos))
+    t = new_token(w, pos);
+    if (!(pos = scan_literal(w, pos)))
       goto out;
+    finish_token(w, t, pos);
     goto after_value;
   default:
-    fail(w, w->pos, "expected a value, found %s",
-         describe(w, w->pos, buf, sizeof buf));
+    fail(w, pos, "expected a value, found %s", describe(w, pos, buf, sizeof buf));
     goto out;
   }
 
 key:
-  if (w->pos >= w->len || s[w->pos] != '"') {
-    fail(w, w->pos, "expected a string as object key, found %s",
-         describe(w, w->pos, buf, sizeof buf));
+  if (pos >= len || s[pos] != '"') {
+    fail(w, pos, "expected a string as object key, found %s",
+         describe(w, pos, buf, sizeof buf));
     goto out;
   }
   {
-    size_t kstart = w->pos + 1;
-    w->saw_escape = false;
-    if (!claim_token(w, JSMN_STRING, &t, &jend) || !scan_string(w))
+    size_t kstart = pos + 1, shift = w->shift;
+    escaped = false;
+    t = new_token(w, pos);
+    if (!(next = scan_string(w, pos, &escaped)))
       goto out;
-    size_t in_end = w->pos - 1;
-    if (w->saw_escape)
-      canonicalize_string(w, kstart - 1);
-    if (!finish_token(w, t, jend, in_end))
-      goto out;
+    size_t in_end = next - 1;
+    if (escaped)
+      canonicalize_string(w, pos, next);
+    pos = next;
+    finish_token(w, t, pos);
+    if (!w->out && w->dst && !w->dups) {
+      /* The literal as the compacted text has it: a rewritten one is
+       * there already, any other is the input's. */
+      if (w->nkeys == w->keys_cap) {
+        w->keys_cap = w->keys_cap ? w->keys_cap * 2 : 64;
+        w->keys = tt_realloc(w->keys, w->keys_cap * sizeof *w->keys);
+      }
+      size_t klen = pos - w->shift - 1 - (kstart - shift);
+      w->keys[w->nkeys++] = (key_span){
+          escaped ? w->dst + w->dlen - klen - 1 : s + kstart, klen};
+    }
     frame *f = &st[depth - 1];
     uint64_t bit = key_bit(s + kstart, in_end - kstart);
     /* Two spellings of one key ("a" and "\u0061") hash apart. */
-    if ((f->keys_seen & bit) || w->saw_escape)
+    if ((f->keys_seen & bit) || escaped)
       f->suspect = true;
     f->keys_seen |= bit;
   }
-  skip_ws(w);
-  if (w->pos >= w->len || s[w->pos] != ':') {
-    fail(w, w->pos, "expected ':' after object key, found %s",
-         describe(w, w->pos, buf, sizeof buf));
+  pos = skip_ws(w, pos);
+  if (pos >= len || s[pos] != ':') {
+    fail(w, pos, "expected ':' after object key, found %s",
+         describe(w, pos, buf, sizeof buf));
     goto out;
   }
-  w->pos++;
-  skip_ws(w);
+  pos = skip_ws(w, pos + 1);
   goto value;
 
 after_value:
   if (depth == 0)
     goto done;
-  skip_ws(w);
+  pos = skip_ws(w, pos);
   {
     frame *f = &st[depth - 1];
     char closer = f->object ? '}' : ']';
     f->count++;
-    if (w->pos < w->len && s[w->pos] == ',') {
-      w->pos++;
-      skip_ws(w);
-      if (w->pos < w->len && s[w->pos] == closer) {
-        fail(w, w->pos, "trailing comma before '%c'", closer);
+    if (pos < len && s[pos] == ',') {
+      pos = skip_ws(w, pos + 1);
+      if (pos < len && s[pos] == closer) {
+        fail(w, pos, "trailing comma before '%c'", closer);
         goto out;
       }
       if (f->object)
         goto key;
       goto value;
     }
-    if (w->pos < w->len && s[w->pos] == closer)
+    if (pos < len && s[pos] == closer)
       goto close;
-    if (w->pos >= w->len)
-      fail(w, w->pos, "unexpected end of input, expected ',' or '%c'",
-           closer);
+    if (pos >= len)
+      fail(w, pos, "unexpected end of input, expected ',' or '%c'", closer);
     else
-      fail(w, w->pos, "expected ',' or '%c' after %s, found %s", closer,
+      fail(w, pos, "expected ',' or '%c' after %s, found %s", closer,
            f->object ? "object member" : "array element",
-           describe(w, w->pos, buf, sizeof buf));
+           describe(w, pos, buf, sizeof buf));
     goto out;
   }
 
 close: {
-  /* w->pos is at the closing bracket of st[depth - 1]. */
+  /* pos is at the closing bracket of st[depth - 1]. */
   frame *f = &st[--depth];
-  w->pos++;
+  pos++;
   if (f->tok != NO_TOKEN) {
     tt_tok *o = &w->out[f->tok];
-    o->end = (uint32_t)(w->pos - w->shift);
+    o->end = (uint32_t)(pos - w->shift);
     o->count = f->count;
-    o->next = w->ti;
-    if (f->suspect) {
-      if (w->nsuspects == w->suspects_cap) {
-        w->suspects_cap = w->suspects_cap ? w->suspects_cap * 2 : 16;
-        w->suspects = tt_realloc(w->suspects,
-                                 w->suspects_cap * sizeof *w->suspects);
-      }
-      w->suspects[w->nsuspects++] = f->tok;
-    }
+    o->next = w->ntok;
+    if (f->suspect)
+      push_suspect(w, f->tok);
+  } else if (w->dst && !w->dups) {
+    /* Its keys are the last ones logged: checked now and let go. */
+    if (f->suspect)
+      w->dups = keys_repeat(w->keys + f->first_key, w->nkeys - f->first_key);
+    w->nkeys = f->first_key;
   }
   goto after_value;
 }
 
 done: {
-  size_t end = w->pos;
+  size_t end = pos;
   w->value_end = end;
-  while (w->pos < w->len && is_ws(s[w->pos]))
-    w->pos++;
-  if (w->pos < w->len) {
-    fail(w, w->pos, "unexpected %s after the JSON value",
-         describe(w, w->pos, buf, sizeof buf));
+  while (pos < len && is_ws(s[pos]))
+    pos++;
+  if (pos < len) {
+    fail(w, pos, "unexpected %s after the JSON value",
+         describe(w, pos, buf, sizeof buf));
     goto out;
   }
   if (w->dst) {
@@ -595,178 +739,103 @@ done: {
 }
 
 out:
+  w->pos = pos;
   if (st != small)
     free(st);
   return ok;
 }
 
-/* ---- Nesting ---- */
-
-/* jsmn closes a container by following parent links up from the last
- * token, O(depth) per bracket, so a few megabytes of nested brackets
- * would keep it busy for hours. The depth is therefore checked before
- * jsmn runs. Returns the offset of the first bracket beyond
- * TETHER_JSON_MAX_DEPTH, or SIZE_MAX. Strings are skipped the way jsmn
- * skips them; whether the text is valid is not this function's concern. */
-static size_t too_deep_at(const char *s, size_t len) {
-  if (len <= TETHER_JSON_MAX_DEPTH)
-    return SIZE_MAX;
-  const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-  size_t depth = 0, i = 0;
-  while (i < len) {
-    char c = s[i++];
-    if (c == '[' || c == '{') {
-      if (++depth > TETHER_JSON_MAX_DEPTH)
-        return i - 1;
-    } else if (c == ']' || c == '}') {
-      if (depth)
-        depth--;
-    } else if (c == '"') {
-      /* Most of a document is string contents: skip them eight bytes at
-       * a time, stopping at a quote or a backslash. */
-      for (;;) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        while (i + 8 <= len) {
-          uint64_t x;
-          memcpy(&x, s + i, 8);
-          uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-          uint64_t m = (((q - ones) & ~q) | ((b - ones) & ~b)) & high;
-          if (m) {
-            i += (size_t)__builtin_ctzll(m) / 8;
-            break;
-          }
-          i += 8;
-        }
-#endif
-        if (i >= len)
-          return SIZE_MAX;
-        c = s[i++];
-        if (c == '"')
-          break;
-        if (c == '\\')
-          i++;
-      }
-    }
-  }
-  return SIZE_MAX;
-}
-
-/* ---- Tokenizing ---- */
-
-typedef struct jsmn_run {
-  jsmntok_t *toks;
-  unsigned cap;
-  bool heap;
-  int rc;
-  unsigned ntok;
-} jsmn_run;
-
-static void run_jsmn(const char *s, size_t len, jsmntok_t *stack_toks,
-                     jsmn_run *r) {
-  jsmn_parser p;
-  jsmn_init(&p);
-  r->toks = stack_toks;
-  r->cap = STACK_TOKENS;
-  r->heap = false;
-  if (len / 4 > STACK_TOKENS) {
-    /* Typical JSON has a token every 6 to 12 bytes; pages of the guess
-     * that are never written are never touched either. */
-    r->cap = (unsigned)(len / 6 + 16);
-    r->toks = tt_malloc((size_t)r->cap * sizeof *r->toks);
-    r->heap = true;
-  }
-  for (;;) {
-    int rc = jsmn_parse(&p, s, len, r->toks, r->cap);
-    if (rc != JSMN_ERROR_NOMEM) {
-      r->rc = rc;
-      break;
-    }
-    /* jsmn left its state at the token it could not store and resumes
-     * from there. */
-    unsigned cap = r->cap * 2;
-    if (r->heap) {
-      r->toks = tt_realloc(r->toks, (size_t)cap * sizeof *r->toks);
-    } else {
-      jsmntok_t *h = tt_malloc((size_t)cap * sizeof *h);
-      memcpy(h, r->toks, (size_t)r->cap * sizeof *h);
-      r->toks = h;
-      r->heap = true;
-    }
-    r->cap = cap;
-  }
-  r->ntok = p.toknext;
-}
-
-
-/* ---- Duplicate keys ---- */
-
-/* Whether the object at token tok really repeats a key. */
-static bool repeats_key(const tt_json_text *t, uint32_t tok) {
-  const tt_tok *toks = t->toks;
-  uint32_t n = toks[tok].count;
-  size_t nslots = 16;
-  while (nslots < (size_t)n * 2)
-    nslots *= 2;
-  uint32_t *slots = tt_calloc(nslots, sizeof *slots);
-  /* Keys with escapes are compared unescaped, in this arena. */
-  tether_buf arena;
-  tether_buf_init(&arena);
-  typedef struct key {
-    size_t off;
-    size_t len;
-    bool in_arena;
-  } key;
-  key *keys = tt_malloc(n * sizeof *keys);
-  bool found = false;
-  uint32_t j = tok + 1;
-  for (uint32_t k = 0; k < n && !found; k++) {
-    const char *p = t->text + toks[j].start + 1;
-    size_t len = toks[j].end - toks[j].start - 2;
-    keys[k] = (key){(size_t)(p - t->text), len, false};
-    if (memchr(p, '\\', len)) {
-      tether_buf_reserve(&arena, len);
-      size_t ulen = tt_json_unescape(p, len, arena.data + arena.len);
-      keys[k] = (key){arena.len, ulen, true};
-      arena.len += ulen;
-    }
-    j = toks[j + 1].next;
-  }
-  for (uint32_t k = 0; k < n && !found; k++) {
-    const char *p = (keys[k].in_arena ? arena.data : t->text) + keys[k].off;
-    size_t mask = nslots - 1;
-    for (size_t slot = tt_json_hash(p, keys[k].len) & mask;;
-         slot = (slot + 1) & mask) {
-      if (!slots[slot]) {
-        slots[slot] = k + 1;
-        break;
-      }
-      const key *o = &keys[slots[slot] - 1];
-      const char *q = (o->in_arena ? arena.data : t->text) + o->off;
-      if (o->len == keys[k].len && memcmp(p, q, o->len) == 0) {
-        found = true;
-        break;
-      }
-    }
-  }
-  free(keys);
-  free(slots);
-  tether_buf_free(&arena);
-  return found;
-}
-
 /* ---- Parsing ---- */
+
+/* A buffer for the compacted copy of a large input. Written once, front
+ * to back, it costs a page fault every 4 KiB, as much as the copying
+ * itself; in huge pages, where the system offers them to those who ask,
+ * it costs a few. */
+static char *large_buffer(size_t n) {
+  char *p = tt_malloc(n);
+#if defined(MADV_HUGEPAGE)
+  if (n >= (4u << 20)) {
+    /* All of it, whole pages: advice on part of a mapping splits it. */
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t at = (uintptr_t)p, from = at & ~(page - 1);
+    (void)madvise((void *)from, at + n - from, MADV_HUGEPAGE);
+  }
+#endif
+  return p;
+}
 
 /* A document that is a single scalar has no structure to tokenize: it is
  * validated and built directly. */
 static tether_json *parse_scalar(const char *text, size_t len,
                                  tether_json_error *err) {
-  walker w = {.s = text, .len = len, .follow = false, .err = err};
+  walker w = {.s = text, .len = len, .err = err};
   if (!walk(&w))
     return NULL;
   size_t start = 0;
   while (is_ws(text[start]))
     start++;
   return tt_json_build_scalar(text + start, w.value_end - start);
+}
+
+/* The text of a validated walk, in as few allocations as its size
+ * allows: header, tokens and text share one while that stays below
+ * SMALL_ALLOC. */
+static tt_json_text *finish_text(walker *w, bool dst_on_stack) {
+  size_t toks_bytes = (size_t)w->ntok * sizeof(tt_tok);
+  if (!w->out_heap && !dst_on_stack) {
+    /* A large text, without tokens or with few. */
+    tt_json_text *t = tt_malloc(sizeof *t + toks_bytes);
+    t->toks = w->ntok ? (tt_tok *)(void *)(t + 1) : NULL;
+    if (w->ntok)
+      memcpy(t->toks, w->out, toks_bytes);
+    t->own_toks = false;
+    t->text = w->dst;
+    if (w->dlen < w->len / 2)
+      t->text = tt_realloc(t->text, w->dlen + 1);
+    t->own_text = true;
+    t->len = w->dlen;
+    t->ntok = w->ntok;
+    atomic_init(&t->refs, 1);
+    t->dups = false;
+    t->unindexed = !w->out;
+    t->home = false;
+    return t;
+  }
+  bool toks_inline =
+      !w->out_heap && sizeof(tt_json_text) + toks_bytes <= SMALL_ALLOC;
+  bool text_inline = toks_inline && dst_on_stack &&
+                     sizeof(tt_json_text) + toks_bytes + w->dlen < SMALL_ALLOC;
+  tt_json_text *t = tt_malloc(sizeof *t + (toks_inline ? toks_bytes : 0) +
+                              (text_inline ? w->dlen + 1 : 0));
+  if (toks_inline) {
+    t->toks = (tt_tok *)(void *)(t + 1);
+    memcpy(t->toks, w->out, toks_bytes);
+  } else if (w->out_heap) {
+    t->toks = tt_realloc(w->out, toks_bytes);
+  } else {
+    t->toks = tt_malloc(toks_bytes);
+    memcpy(t->toks, w->out, toks_bytes);
+  }
+  if (text_inline) {
+    t->text = (char *)(t->toks + w->ntok);
+    memcpy(t->text, w->dst, w->dlen + 1);
+  } else if (dst_on_stack) {
+    t->text = tt_malloc(w->dlen + 1);
+    memcpy(t->text, w->dst, w->dlen + 1);
+  } else {
+    t->text = w->dst;
+    if (w->dlen < w->len / 2)
+      t->text = tt_realloc(t->text, w->dlen + 1);
+  }
+  t->own_toks = !toks_inline;
+  t->own_text = !text_inline;
+  t->len = w->dlen;
+  t->ntok = w->ntok;
+  atomic_init(&t->refs, 1);
+  t->dups = false;
+  t->unindexed = false;
+  t->home = false;
+  return t;
 }
 
 tether_json *tether_json_parse(const char *text, size_t len,
@@ -796,71 +865,46 @@ tether_json *tether_json_parse(const char *text, size_t len,
   if (first == len || (text[first] != '{' && text[first] != '['))
     return parse_scalar(text, len, err);
 
-  /* Too deep: validate only up to the offending bracket, so that an
-   * earlier error is still reported first. */
-  size_t deep = too_deep_at(text, len);
-  size_t scan_len = deep == SIZE_MAX ? len : deep + 1;
-
-  jsmntok_t stack_toks[STACK_TOKENS];
-  jsmn_run r;
-  run_jsmn(text, scan_len, stack_toks, &r);
-
-  /* The text, its tokens and their header share one allocation while
-   * that stays below the size from which malloc starts consolidating its
-   * free lists (1 KiB): a state file replay parses a hundred thousand
-   * small texts, and that consolidation would be a good part of its
-   * time. */
-  size_t ntok = r.ntok ? r.ntok : 1;
-  size_t toks_bytes = ntok * sizeof(tt_tok);
-  bool toks_inline = !r.heap && sizeof(tt_json_text) + toks_bytes <= 1000;
-  bool text_inline =
-      toks_inline && sizeof(tt_json_text) + toks_bytes + scan_len < 1000;
-  tt_json_text *t = tt_malloc(sizeof *t + (toks_inline ? toks_bytes : 0) +
-                              (text_inline ? scan_len + 1 : 0));
-  if (toks_inline)
-    t->toks = (tt_tok *)(void *)(t + 1);
-  else if (r.heap)
-    t->toks = (tt_tok *)(void *)r.toks;
-  else
-    t->toks = tt_malloc(toks_bytes);
-  t->text = text_inline ? (char *)(t->toks + ntok) : tt_malloc(scan_len + 1);
-  t->own_toks = !toks_inline;
-  t->own_text = !text_inline;
-  atomic_init(&t->refs, 1);
-  t->dups = false;
-
+  tt_tok stack_toks[STACK_TOKENS];
+  char stack_text[STACK_TEXT];
+  bool lazy = len >= LAZY_INDEX_MIN;
+  bool dst_on_stack = len < sizeof stack_text;
   walker w = {.s = text,
-              .len = scan_len,
-              .jt = r.toks,
-              .njt = r.ntok,
-              .jsmn_ok = r.rc >= 0,
-              .follow = true,
-              .out = t->toks,
-              .dst = t->text,
+              .len = len,
+              .out = lazy ? NULL : stack_toks,
+              .cap = lazy ? 0 : STACK_TOKENS,
+              .dst = dst_on_stack ? stack_text : large_buffer(len + 1),
               .err = err};
   bool ok = walk(&w);
-  if (ok && deep != SIZE_MAX)
-    ok = fail(&w, deep, "nesting deeper than %d levels",
-              TETHER_JSON_MAX_DEPTH);
-  if (ok && (!w.jsmn_ok || w.ti != r.ntok))
-    ok = fail(&w, w.pos, "tokenizer disagrees with the validator");
+  free(w.keys);
   if (!ok) {
+    if (w.out_heap)
+      free(w.out);
+    if (!dst_on_stack)
+      free(w.dst);
     free(w.suspects);
-    tt_json_text_unref(t);
     return NULL;
   }
-  t->ntok = r.ntok;
-  t->len = w.dlen;
-  if (r.heap)
-    t->toks = tt_realloc(t->toks, ntok * sizeof *t->toks);
-  if (t->own_text && t->len < scan_len / 2)
-    t->text = tt_realloc(t->text, t->len + 1);
+  tether_json_kind kind =
+      w.dst[0] == '{' ? TETHER_JSON_OBJECT : TETHER_JSON_ARRAY;
+  tether_json *root;
+  tt_json_text *t;
+  size_t toks_bytes = (size_t)w.ntok * sizeof(tt_tok);
+  if (dst_on_stack && !w.out_heap &&
+      TT_HOME_OFFSET + sizeof *t + toks_bytes + w.dlen < SMALL_ALLOC) {
+    /* The usual small message: root, text and tokens in one. */
+    root = tt_json_new_home(kind, w.dlen, w.ntok, false);
+    t = tt_home_text(root);
+    memcpy(t->toks, w.out, toks_bytes);
+    memcpy(t->text, w.dst, w.dlen);
+  } else {
+    /* The root takes over the reference the text was created with. */
+    t = finish_text(&w, dst_on_stack);
+    root = tt_json_new_raw(kind, t, 0);
+  }
+  t->dups = w.dups;
   for (size_t i = 0; i < w.nsuspects && !t->dups; i++)
     t->dups = repeats_key(t, w.suspects[i]);
   free(w.suspects);
-
-  /* The root takes over the reference the text was created with. */
-  return tt_json_new_raw(t->text[0] == '{' ? TETHER_JSON_OBJECT
-                                           : TETHER_JSON_ARRAY,
-                         t, 0);
+  return root;
 }

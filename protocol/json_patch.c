@@ -14,6 +14,15 @@
  * else holds the document, or an earlier "copy" put the same value in two
  * places) is copied first, and the copy replaces it through a logged
  * mutation of its parent, so nobody else's value ever changes.
+ *
+ * The object a member is set in, added to or removed from may still be
+ * raw (a resource nobody has looked into since it was stored). When it is
+ * small it stays raw: a new raw object with the change in its text
+ * (json_splice.c) takes its place in its parent, through a logged
+ * mutation like any other, and the old one is left as it was, also for
+ * anyone else who holds it. Looking into it would cost a node per member
+ * now and a serialization member by member later; a state replay sets
+ * members of tens of thousands of resources that way.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -69,6 +78,17 @@ typedef struct undo {
   tether_json *old; /* owned by the log */
 } undo;
 
+/* Where the target of an operation is: the container holding its last
+ * token (NULL for "", the root itself) and, unless that is the root,
+ * the container holding it in turn and its index there. Every container
+ * above parent is owned by the patch; parent itself only once own_parent
+ * says so (an edit of its text may replace it instead). */
+typedef struct place {
+  tether_json *parent;
+  tether_json *holder;
+  size_t at;
+} place;
+
 typedef struct patcher {
   tether_json *root;
   undo *log;
@@ -78,6 +98,16 @@ typedef struct patcher {
   tt_sbuf last;    /* the last token of the current target */
   /* "path" and "from" of an operation read from a raw patch. */
   tt_sbuf path_buf, from_buf;
+  /* Serializations pasted into raw objects' texts. */
+  tether_buf edit, edit_key;
+  /* Where the last operation's parent was found, and by which pointer up
+   * to its last '/': consecutive operations on members of one object (a
+   * resource's inputs, then its status) find it again without walking.
+   * Valid while every operation since added, replaced or removed a member
+   * of that same parent: none of that moves it or anything above it. */
+  place found;
+  tt_sbuf found_prefix;
+  bool found_valid;
   /* For messages. */
   long op;
   op_kind kind;
@@ -190,8 +220,9 @@ static void own_root(patcher *p) {
   log_undo(p, UNDO_ROOT, NULL, 0, old);
 }
 
-/* Makes the container in slot i of (owned) parent exclusively owned,
- * replacing a shared one by a copy through a logged mutation. */
+/* Makes the container in slot i of (owned, materialized) parent
+ * exclusively owned and materialized, replacing a shared one by a copy
+ * through a logged mutation. */
 static tether_json *own_child(patcher *p, tether_json *parent, size_t i) {
   tether_json **slot =
       parent->kind == TETHER_JSON_OBJECT
@@ -288,16 +319,42 @@ static tether_json *lookup(patcher *p, const char *ptr) {
   return cur;
 }
 
-/* Walks to the container that holds the last token of ptr, owning every
- * container on the way, and leaves that token in p->last. *parent is NULL
- * for "" (the root itself). */
-static bool locate_parent(patcher *p, const char *ptr, tether_json **parent) {
+static void own_parent(patcher *p, place *pl) {
+  if (pl->holder)
+    pl->parent = own_child(p, pl->holder, pl->at);
+}
+
+/* Walks to the container that holds the last token of ptr and leaves
+ * that token in p->last. */
+static bool locate_parent(patcher *p, const char *ptr, place *pl) {
   if (!check_pointer(p, ptr))
     return false;
   own_root(p);
-  *parent = NULL;
+  *pl = (place){NULL, NULL, 0};
   size_t len = strlen(ptr), pos = 0;
-  tether_json *cur = p->root;
+  const char *slash = len ? memrchr(ptr, '/', len) : NULL;
+  size_t prefix = slash ? (size_t)(slash - ptr) : 0;
+  if (p->found_valid && slash && prefix == p->found_prefix.len &&
+      memcmp(ptr, p->found_prefix.data, prefix) == 0) {
+    const char *tok;
+    size_t toklen;
+    pos = prefix;
+    if (!tt_pointer_next(ptr, len, &pos, &p->scratch, &tok, &toklen))
+      return fail(p, "'~' must be followed by '0' or '1' in a JSON pointer");
+    *pl = p->found;
+    pl->parent = child_at(pl->holder, pl->at);
+    if (!is_container(pl->parent)) {
+      char q[80];
+      tt_quote_token(q, sizeof q, tok, toklen);
+      return fail(p, "cannot look up %s in %s", q,
+                  tether_json_kind_name(tether_json_kind_of(pl->parent)));
+    }
+    tt_sbuf_set(&p->last, tok, toklen);
+    return true;
+  }
+  p->found_valid = false;
+  tether_json *cur = p->root, *holder = NULL;
+  size_t at = 0;
   while (pos < len) {
     const char *tok;
     size_t toklen;
@@ -311,28 +368,197 @@ static bool locate_parent(patcher *p, const char *ptr, tether_json **parent) {
                     tether_json_kind_name(tether_json_kind_of(cur)));
       }
       tt_sbuf_set(&p->last, tok, toklen);
-      *parent = cur;
+      *pl = (place){cur, holder, at};
+      if (holder) {
+        p->found = *pl;
+        tt_sbuf_set(&p->found_prefix, ptr, prefix);
+        p->found_valid = true;
+      }
       return true;
     }
     size_t i;
     if (!find_child(p, cur, tok, toklen, &i))
       return false;
-    cur = own_child(p, cur, i);
+    if (memchr(ptr + pos + 1, '/', len - pos - 1)) {
+      cur = own_child(p, cur, i);
+    } else {
+      /* The next token is the last: this child is the parent. */
+      holder = cur;
+      at = i;
+      cur = child_at(cur, i);
+    }
   }
   return true;
 }
 
 /* ---- Primitive operations on a located target ---- */
 
-/* Adds (or, for an existing member, replaces) value at ptr; consumes
- * value. */
-static bool do_add(patcher *p, const char *ptr, tether_json *value) {
-  tether_json *parent;
-  if (!locate_parent(p, ptr, &parent)) {
-    tether_json_unref(value);
+/* The parts of one operation object, checked for shape. The value is
+ * either a node or, for an operation read from a raw patch, token vtok of
+ * vt, built only when the operation needs it. */
+typedef struct op_parts {
+  op_kind kind;
+  const char *path;
+  const char *from;
+  const tether_json *value;
+  tt_json_text *vt;
+  uint32_t vtok;
+} op_parts;
+
+/* A new reference to the operation's value, ready to be stored. */
+static tether_json *op_value(const op_parts *op) {
+  if (op->value)
+    return tether_json_ref(op->value);
+  return tt_json_build_detached(op->vt, op->vtok);
+}
+
+/* The value an add or a replace stores: a node (owned), or else the
+ * value of op, built only when it is stored as a node. */
+typedef struct value_src {
+  tether_json *node;
+  const op_parts *op;
+} value_src;
+
+static tether_json *take_value(value_src *v) {
+  tether_json *n = v->node ? v->node : op_value(v->op);
+  v->node = NULL;
+  return n;
+}
+
+static void drop_value(value_src *v) {
+  if (v) {
+    tether_json_unref(v->node);
+    v->node = NULL;
+  }
+}
+
+/* The value's serialization, into p->edit unless a raw patch holds it
+ * already (a parsed text is its serialization, one with a repeated key
+ * excepted: then false). */
+static bool value_text(patcher *p, const value_src *v, const char **s,
+                       size_t *len) {
+  const tether_json *node = v->node ? v->node : v->op->value;
+  if (!node) {
+    const tt_json_text *t = v->op->vt;
+    if (t->dups)
+      return false;
+    *s = t->text + t->toks[v->op->vtok].start;
+    *len = t->toks[v->op->vtok].end - t->toks[v->op->vtok].start;
+    return true;
+  }
+  p->edit.len = 0;
+  tether_json_dump(node, &p->edit);
+  *s = p->edit.data;
+  *len = p->edit.len;
+  return true;
+}
+
+/* Raw objects up to this size are edited as text; a larger one is
+ * materialized, after which its hash index finds members in O(1) and a
+ * change costs O(1), where an edit of the text costs a copy of it. */
+#define RAW_EDIT_MAX 8192
+
+typedef enum edit_result { EDIT_DECLINED, EDIT_DONE, EDIT_FAILED } edit_result;
+
+/* Applies an add, replace or remove of member p->last of pl->parent by
+ * putting a raw object with the change in its text in its place, when
+ * the parent is a small raw object that repeats no key (its text is then
+ * its serialization): EDIT_DECLINED otherwise, and the caller goes the
+ * ordinary way. v (NULL for a remove) is not consumed. */
+static edit_result raw_edit(patcher *p, place *pl, op_kind kind,
+                            const value_src *v) {
+  tether_json *parent = pl->parent;
+  if (!pl->holder || parent->kind != TETHER_JSON_OBJECT ||
+      !tt_json_is_raw(parent))
+    return EDIT_DECLINED;
+  /* The value's text first: serializing it may need to claim the parent
+   * (a copy of an object into itself). */
+  const char *vs = NULL;
+  size_t vlen = 0;
+  if (kind != OP_REMOVE &&
+      (!value_text(p, v, &vs, &vlen) || vlen > RAW_EDIT_MAX))
+    return EDIT_DECLINED;
+  /* Someone else may hold the parent and be looking into it. */
+  uint32_t tok;
+  tt_json_text *t = tt_json_raw_claim(parent, &tok, true);
+  if (!t)
+    return EDIT_DECLINED;
+  const char *s;
+  size_t len;
+  tt_json_text_slice(t, tok, &s, &len);
+  if (t->dups || len > RAW_EDIT_MAX) {
+    tt_json_raw_release(parent, t);
+    return EDIT_DECLINED;
+  }
+  const char *key = p->last.data;
+  size_t keylen = p->last.len;
+  tt_raw_member m;
+  bool found = tt_json_raw_find(s, len, key, keylen, &m);
+  tether_json *edited = NULL;
+  if (!found && kind != OP_ADD) {
+    /* Nothing changes. */
+  } else if (kind == OP_REMOVE) {
+    /* The member goes with the comma after it, or before it when it is
+     * the last one. */
+    size_t from = m.key, to = m.end;
+    if (s[to] == ',')
+      to++;
+    else if (s[from - 1] == ',')
+      from--;
+    edited = tt_json_raw_splice(s, len, from, to, NULL, 0, NULL, 0);
+  } else if (found) {
+    edited = tt_json_raw_splice(s, len, m.value, m.end, vs, vlen, NULL, 0);
+  } else {
+    /* A new member goes last, as tt_json_object_append puts it. */
+    tether_buf *k = &p->edit_key;
+    k->len = 0;
+    if (s[1] != '}')
+      tether_buf_append_char(k, ',');
+    tether_json_dump_string(key, keylen, k);
+    tether_buf_append_char(k, ':');
+    edited = tt_json_raw_splice(s, len, len - 1, len - 1, k->data, k->len, vs,
+                                vlen);
+  }
+  tt_json_raw_release(parent, t);
+  if (!edited) {
+    char q[80];
+    tt_quote_token(q, sizeof q, key, keylen);
+    fail(p, "no such member %s", q);
+    return EDIT_FAILED;
+  }
+  /* The holder's reference to the old parent passes to the log. */
+  if (pl->holder->kind == TETHER_JSON_OBJECT) {
+    tt_json_object *o = (tt_json_object *)pl->holder;
+    log_undo(p, UNDO_MEMBER_SET, pl->holder, pl->at, parent);
+    o->members[pl->at].value = edited;
+  } else {
+    tt_json_array *a = (tt_json_array *)pl->holder;
+    log_undo(p, UNDO_ITEM_SET, pl->holder, pl->at, parent);
+    a->items[pl->at] = edited;
+  }
+  pl->parent = edited;
+  return EDIT_DONE;
+}
+
+/* Adds (or, for an existing member, replaces) the value at ptr; consumes
+ * v's node. */
+static bool do_add(patcher *p, const char *ptr, value_src *v) {
+  place pl;
+  if (!locate_parent(p, ptr, &pl)) {
+    drop_value(v);
     return false;
   }
-  value = tt_json_adopt(value);
+  tether_json *parent = pl.parent;
+  if (parent) {
+    edit_result r = raw_edit(p, &pl, OP_ADD, v);
+    if (r != EDIT_DECLINED) {
+      drop_value(v);
+      return r == EDIT_DONE;
+    }
+    own_parent(p, &pl);
+    parent = pl.parent;
+  }
+  tether_json *value = tt_json_adopt(take_value(v));
   if (!parent) {
     log_undo(p, UNDO_ROOT, NULL, 0, p->root);
     p->root = value;
@@ -363,11 +589,16 @@ static bool do_add(patcher *p, const char *ptr, tether_json *value) {
 }
 
 static bool do_remove(patcher *p, const char *ptr) {
-  tether_json *parent;
-  if (!locate_parent(p, ptr, &parent))
+  place pl;
+  if (!locate_parent(p, ptr, &pl))
     return false;
-  if (!parent)
+  if (!pl.parent)
     return fail(p, "the whole document cannot be removed");
+  edit_result r = raw_edit(p, &pl, OP_REMOVE, NULL);
+  if (r != EDIT_DECLINED)
+    return r == EDIT_DONE;
+  own_parent(p, &pl);
+  tether_json *parent = pl.parent;
   size_t i;
   if (!find_child(p, parent, p->last.data, p->last.len, &i))
     return false;
@@ -381,16 +612,28 @@ static bool do_remove(patcher *p, const char *ptr) {
   return true;
 }
 
-/* Consumes value. */
-static bool do_replace(patcher *p, const char *ptr, tether_json *value) {
-  tether_json *parent;
-  size_t i;
-  if (!locate_parent(p, ptr, &parent) ||
-      (parent && !find_child(p, parent, p->last.data, p->last.len, &i))) {
-    tether_json_unref(value);
+/* Consumes v's node. */
+static bool do_replace(patcher *p, const char *ptr, value_src *v) {
+  place pl;
+  if (!locate_parent(p, ptr, &pl)) {
+    drop_value(v);
     return false;
   }
-  value = tt_json_adopt(value);
+  if (pl.parent) {
+    edit_result r = raw_edit(p, &pl, OP_REPLACE, v);
+    if (r != EDIT_DECLINED) {
+      drop_value(v);
+      return r == EDIT_DONE;
+    }
+    own_parent(p, &pl);
+  }
+  tether_json *parent = pl.parent;
+  size_t i;
+  if (parent && !find_child(p, parent, p->last.data, p->last.len, &i)) {
+    drop_value(v);
+    return false;
+  }
+  tether_json *value = tt_json_adopt(take_value(v));
   if (!parent) {
     log_undo(p, UNDO_ROOT, NULL, 0, p->root);
     p->root = value;
@@ -408,31 +651,12 @@ static bool do_replace(patcher *p, const char *ptr, tether_json *value) {
 
 /* ---- Operations ---- */
 
-/* The parts of one operation object, checked for shape. The value is
- * either a node or, for an operation read from a raw patch, token vtok of
- * vt, built only when the operation needs it. */
-typedef struct op_parts {
-  op_kind kind;
-  const char *path;
-  const char *from;
-  const tether_json *value;
-  tt_json_text *vt;
-  uint32_t vtok;
-} op_parts;
-
-/* A new reference to the operation's value, ready to be stored. */
-static tether_json *op_value(const op_parts *op) {
-  if (op->value)
-    return tether_json_ref(op->value);
-  return tt_json_build_detached(op->vt, op->vtok);
-}
-
 /* What is wrong with s as a JSON pointer, or NULL. */
 static const char *pointer_problem(const char *s) {
   if (s[0] && s[0] != '/')
     return "it must be empty or start with '/'";
-  for (const char *c = s; *c; c++)
-    if (*c == '~' && c[1] != '0' && c[1] != '1')
+  for (const char *c = strchr(s, '~'); c; c = strchr(c + 1, '~'))
+    if (c[1] != '0' && c[1] != '1')
       return "'~' must be followed by '0' or '1'";
   return NULL;
 }
@@ -559,11 +783,17 @@ static bool raw_string(const tt_json_text *t, uint32_t j, tt_sbuf *buf) {
   return memchr(buf->data, '\0', buf->len) == NULL;
 }
 
-static bool raw_key_is(const tt_json_text *t, uint32_t j, const char *name) {
+/* Whether the key at token j is name (n bytes, without escapes). */
+static inline bool raw_key_is(const tt_json_text *t, uint32_t j,
+                              const char *name, size_t n) {
   const tt_tok *k = &t->toks[j];
-  size_t n = strlen(name);
-  return k->end - k->start - 2 == n &&
-         memcmp(t->text + k->start + 1, name, n) == 0;
+  if (k->end - k->start - 2 != n)
+    return false;
+  const char *p = t->text + k->start + 1;
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != name[i])
+      return false;
+  return true;
 }
 
 /* Reads the operation at token jo of a raw patch without building nodes
@@ -578,13 +808,13 @@ static bool read_op_raw(patcher *p, tt_json_text *t, uint32_t jo,
     return false;
   uint32_t jop = 0, jpath = 0, jfrom = 0, jvalue = 0, j = jo + 1;
   for (uint32_t k = 0; k < toks[jo].count; k++) {
-    if (raw_key_is(t, j, "op"))
+    if (raw_key_is(t, j, "op", 2))
       jop = j + 1;
-    else if (raw_key_is(t, j, "path"))
+    else if (raw_key_is(t, j, "path", 4))
       jpath = j + 1;
-    else if (raw_key_is(t, j, "from"))
+    else if (raw_key_is(t, j, "from", 4))
       jfrom = j + 1;
-    else if (raw_key_is(t, j, "value"))
+    else if (raw_key_is(t, j, "value", 5))
       jvalue = j + 1;
     j = toks[j + 1].next;
   }
@@ -594,7 +824,8 @@ static bool read_op_raw(patcher *p, tt_json_text *t, uint32_t jo,
                                   OP_MOVE, OP_COPY,   OP_TEST};
   bool known = false;
   for (size_t k = 0; k < sizeof kinds / sizeof *kinds && !known; k++) {
-    if (raw_key_is(t, jop, op_name(kinds[k]))) {
+    const char *name = op_name(kinds[k]);
+    if (raw_key_is(t, jop, name, strlen(name))) {
       out->kind = kinds[k];
       known = true;
     }
@@ -640,13 +871,21 @@ static void brief(const tether_json *v, char *out, size_t size) {
 }
 
 static bool apply_op(patcher *p, const op_parts *op) {
+  /* A move or a copy may share containers, or take the found parent
+   * away: the next operation walks. */
+  if (op->kind != OP_ADD && op->kind != OP_REPLACE && op->kind != OP_REMOVE)
+    p->found_valid = false;
   switch (op->kind) {
-  case OP_ADD:
-    return do_add(p, op->path, op_value(op));
+  case OP_ADD: {
+    value_src v = {NULL, op};
+    return do_add(p, op->path, &v);
+  }
   case OP_REMOVE:
     return do_remove(p, op->path);
-  case OP_REPLACE:
-    return do_replace(p, op->path, op_value(op));
+  case OP_REPLACE: {
+    value_src v = {NULL, op};
+    return do_replace(p, op->path, &v);
+  }
   case OP_MOVE: {
     size_t flen = strlen(op->from);
     if (strncmp(op->path, op->from, flen) == 0 && op->path[flen] == '/')
@@ -663,11 +902,15 @@ static bool apply_op(patcher *p, const op_parts *op) {
       tether_json_unref(v);
       return false;
     }
-    return do_add(p, op->path, v);
+    value_src moved = {v, NULL};
+    return do_add(p, op->path, &moved);
   }
   case OP_COPY: {
     tether_json *v = lookup(p, op->from);
-    return v && do_add(p, op->path, tether_json_ref(v));
+    if (!v)
+      return false;
+    value_src copied = {tether_json_ref(v), NULL};
+    return do_add(p, op->path, &copied);
   }
   case OP_TEST: {
     tether_json *v = lookup(p, op->path);
@@ -703,19 +946,35 @@ bool tether_json_patch(tether_json **doc, const tether_json *patch,
                             : "nothing");
     return false;
   }
-  patcher p = {.root = *doc ? *doc : tether_json_null(), .err = err};
+  /* Set field by field: zeroing the whole patcher, its small buffers
+   * included, would cost more than many a patch. */
+  patcher p;
+  p.root = *doc ? *doc : tether_json_null();
+  p.err = err;
+  p.nlog = 0;
+  p.op = 0;
+  p.kind = OP_ADD;
+  p.path = p.from = NULL;
+  p.found_valid = false;
+  tt_sbuf_init(&p.found_prefix);
   p.log = p.small;
   p.cap = sizeof p.small / sizeof *p.small;
   tt_sbuf_init(&p.scratch);
   tt_sbuf_init(&p.last);
   tt_sbuf_init(&p.path_buf);
   tt_sbuf_init(&p.from_buf);
+  tether_buf_init(&p.edit);
+  tether_buf_init(&p.edit_key);
   /* A raw patch is read from its tokens, with a reference to its text:
    * an operation the fast path declines materializes the patch, which
    * then lets go of the text. */
   uint32_t tok = 0;
   tt_json_text *t = tt_json_raw_claim(patch, &tok, true);
   if (t) {
+    /* A large patch waits for its index; the claim makes this thread the
+     * one to build it (json_internal.h). */
+    if (t->unindexed)
+      tt_json_text_index(t);
     if (t->toks)
       tt_json_text_ref(t);
     tt_json_raw_release(patch, t);
@@ -756,6 +1015,9 @@ bool tether_json_patch(tether_json **doc, const tether_json *patch,
   tt_sbuf_free(&p.last);
   tt_sbuf_free(&p.path_buf);
   tt_sbuf_free(&p.from_buf);
+  tether_buf_free(&p.edit);
+  tether_buf_free(&p.edit_key);
+  tt_sbuf_free(&p.found_prefix);
   return ok;
 }
 

@@ -11,13 +11,10 @@
 
 bool tt_pointer_next(const char *ptr, size_t len, size_t *pos,
                      tt_sbuf *scratch, const char **tok, size_t *toklen) {
-  size_t start = *pos + 1, end = start;
-  bool escaped = false;
-  while (end < len && ptr[end] != '/') {
-    if (ptr[end] == '~')
-      escaped = true;
-    end++;
-  }
+  size_t start = *pos + 1;
+  const char *slash = memchr(ptr + start, '/', len - start);
+  size_t end = slash ? (size_t)(slash - ptr) : len;
+  bool escaped = memchr(ptr + start, '~', end - start) != NULL;
   if (!escaped) {
     *tok = ptr + start;
     *toklen = end - start;

@@ -12,9 +12,9 @@
 #include "json_internal.h"
 #include "util.h"
 
-static tether_json json_null = {TT_JSON_IMMORTAL, TETHER_JSON_NULL};
-static tether_json json_true = {TT_JSON_IMMORTAL, TETHER_JSON_BOOL};
-static tether_json json_false = {TT_JSON_IMMORTAL, TETHER_JSON_BOOL};
+static tether_json json_null = {TT_JSON_IMMORTAL, TETHER_JSON_NULL, false, 0};
+static tether_json json_true = {TT_JSON_IMMORTAL, TETHER_JSON_BOOL, false, 0};
+static tether_json json_false = {TT_JSON_IMMORTAL, TETHER_JSON_BOOL, false, 0};
 
 void tt_json_set_error(tether_json_error *err, size_t offset, long op,
                        const char *fmt, ...) {
@@ -48,7 +48,38 @@ void tt_json_text_unref(tt_json_text *t) {
     free(t->toks);
   if (t->own_text)
     free(t->text);
-  free(t);
+  free(t->home ? (char *)t - TT_HOME_OFFSET : (char *)t);
+}
+
+void tt_json_block_release(tt_block *b) {
+  if (atomic_fetch_sub_explicit(&b->parts, 1, memory_order_acq_rel) == 1)
+    free(b);
+}
+
+static tt_block *block_of(const tether_json *v) {
+  return (tt_block *)(void *)((char *)(uintptr_t)v -
+                              (size_t)v->block_at * TT_BLOCK_ALIGN);
+}
+
+/* Lets go of the members of a materialized container (not the values
+ * they hold). */
+static void free_body(tether_json *v) {
+  if (v->kind == TETHER_JSON_ARRAY) {
+    tt_json_array *a = (tt_json_array *)v;
+    if (a->block)
+      tt_json_block_release(a->block);
+    else
+      free(a->items);
+    return;
+  }
+  tt_json_object *o = (tt_json_object *)v;
+  if (o->block) {
+    tt_json_block_release(o->block);
+  } else {
+    free(o->members);
+    free(o->keys);
+  }
+  free(o->slots);
 }
 
 /* A stack of nodes whose last reference is gone. Freeing works through it
@@ -86,7 +117,8 @@ static void free_node(free_stack *fs, tether_json *v) {
   case TETHER_JSON_ARRAY: {
     tt_json_array *a = (tt_json_array *)v;
     tt_json_text *raw = atomic_load_explicit(&a->raw, memory_order_relaxed);
-    if (raw)
+    /* A home node's raw text shares its home reference. */
+    if (raw && !(v->home && raw == tt_home_text(v)))
       tt_json_text_unref(raw);
     for (size_t i = 0; i < a->count; i++) {
       /* Large containers' members are spread over the heap: start
@@ -95,13 +127,13 @@ static void free_node(free_stack *fs, tether_json *v) {
         __builtin_prefetch(a->items[i + 4]);
       release_child(fs, a->items[i]);
     }
-    free(a->items);
+    free_body(v);
     break;
   }
   case TETHER_JSON_OBJECT: {
     tt_json_object *o = (tt_json_object *)v;
     tt_json_text *raw = atomic_load_explicit(&o->raw, memory_order_relaxed);
-    if (raw)
+    if (raw && !(v->home && raw == tt_home_text(v)))
       tt_json_text_unref(raw);
     for (size_t i = 0; i < o->used; i++) {
       if (i + 4 < o->used && o->members[i + 4].value)
@@ -109,13 +141,16 @@ static void free_node(free_stack *fs, tether_json *v) {
       if (o->members[i].value)
         release_child(fs, o->members[i].value);
     }
-    free(o->members);
-    free(o->keys);
-    free(o->slots);
+    free_body(v);
     break;
   }
   }
-  free(v);
+  if (v->home)
+    tt_json_text_unref(tt_home_text(v));
+  else if (v->block_at)
+    tt_json_block_release(block_of(v));
+  else
+    free(v);
 }
 
 void tether_json_unref(tether_json *v) {
@@ -142,6 +177,8 @@ tt_json_string *tt_json_alloc_string(size_t len) {
   tt_json_string *s = tt_malloc(sizeof *s + len + 1);
   s->head.refs = 1;
   s->head.kind = TETHER_JSON_STRING;
+  s->head.home = false;
+  s->head.block_at = 0;
   s->len = len;
   s->bytes[len] = '\0';
   return s;
@@ -153,6 +190,8 @@ tt_json_number *tt_json_alloc_number(size_t len) {
   tt_json_number *n = tt_malloc(sizeof *n + len + 1);
   n->head.refs = 1;
   n->head.kind = TETHER_JSON_NUMBER;
+  n->head.home = false;
+  n->head.block_at = 0;
   n->len = len;
   n->text[len] = '\0';
   return n;
@@ -247,6 +286,41 @@ tether_json *tether_json_object(void) {
   return &o->head;
 }
 
+tether_json *tt_json_new_home(tether_json_kind kind, size_t len, uint32_t ntok,
+                              bool dups) {
+  size_t toks_size = (size_t)ntok * sizeof(tt_tok);
+  if (len > SIZE_MAX - TT_HOME_OFFSET - sizeof(tt_json_text) - toks_size - 1)
+    tt_oom();
+  char *mem = tt_malloc(TT_HOME_OFFSET + sizeof(tt_json_text) + toks_size +
+                        len + 1);
+  tether_json *v = (tether_json *)(void *)mem;
+  tt_json_text *t = tt_home_text(v);
+  atomic_init(&t->refs, 1);
+  t->own_toks = false;
+  t->own_text = false;
+  t->dups = dups;
+  t->unindexed = false;
+  t->home = true;
+  t->ntok = ntok;
+  t->toks = ntok ? (tt_tok *)(void *)(t + 1) : NULL;
+  t->text = (char *)(t + 1) + toks_size;
+  t->len = len;
+  t->text[len] = '\0';
+  if (kind == TETHER_JSON_ARRAY) {
+    tt_json_array *a = (tt_json_array *)v;
+    memset(a, 0, sizeof *a);
+    atomic_init(&a->raw, t);
+  } else {
+    tt_json_object *o = (tt_json_object *)v;
+    memset(o, 0, sizeof *o);
+    atomic_init(&o->raw, t);
+  }
+  v->refs = 1;
+  v->kind = (uint8_t)kind;
+  v->home = true;
+  return v;
+}
+
 tether_json *tt_json_new_raw(tether_json_kind kind, tt_json_text *t,
                              uint32_t tok) {
   tether_json *v =
@@ -303,14 +377,16 @@ void tt_json_force(const tether_json *cv) {
                                               memory_order_acquire,
                                               memory_order_acquire)) {
       /* The k new raw members each need a reference to t, and v gives
-       * its own up: one update for all, made before the members are
-       * published so that t cannot go away meanwhile. */
+       * its own up (a home node keeps it): one update for all, made
+       * before the members are published so that t cannot go away
+       * meanwhile. */
       size_t k = tt_json_materialize(v, t, *tok);
-      if (k > 1)
-        atomic_fetch_add_explicit(&t->refs, (unsigned)(k - 1),
+      size_t keep = v->home && t == tt_home_text(v) ? 1 : 0;
+      if (k + keep > 1)
+        atomic_fetch_add_explicit(&t->refs, (unsigned)(k + keep - 1),
                                   memory_order_relaxed);
       atomic_store_explicit(slot, NULL, memory_order_release);
-      if (k == 0)
+      if (k + keep == 0)
         tt_json_text_unref(t);
       return;
     }
@@ -366,6 +442,8 @@ tt_json_text *tt_json_text_new(const char *s, size_t len, uint32_t ntok,
   t->own_toks = false;
   t->own_text = false;
   t->dups = dups;
+  t->unindexed = false;
+  t->home = false;
   t->ntok = ntok;
   t->toks = ntok ? (tt_tok *)(void *)(t + 1) : NULL;
   t->text = (char *)(t + 1) + toks_size;
@@ -393,7 +471,7 @@ tether_json *tt_json_adopt(tether_json *v) {
   if (!t)
     return v;
   if (tok == 0) {
-    /* Its whole text already. */
+    /* Its whole text already. (A home node's text is always that.) */
     if (shared)
       tt_json_raw_release(v, t);
     return v;

@@ -1,15 +1,20 @@
 /*
  * output.c: everything the provider writes to the host. Each message is
- * framed into one buffer and written whole under tt_prov.mu; batch answers
- * wait in their slots until the batch is complete.
+ * written whole under tt_prov.mu, its text and its framing in one writev;
+ * a large ndjson answer goes out in pieces while it is serialized, still
+ * under the mutex, so that the host reads the first part while the rest
+ * is being written. Batch answers wait in their slots until the batch is
+ * complete.
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include "json_internal.h"
 #include "provider_lib.h"
 #include "util.h"
 
@@ -47,25 +52,42 @@ void tt_prov_answer_drop(tt_prov_answer *a) {
   a->data = NULL;
 }
 
+/* A large answer goes out while it is being serialized, in pieces of
+ * about this size: the host reads the first pieces while the provider
+ * writes the next, and the buffer stays small (see recycle). */
+#define ANSWER_PIECE (128u * 1024u)
+
+static void write_piece(tether_buf *out, void *ctx);
+
+/* Appends v's serialization to out; with stream, hands full pieces to
+ * the host on the way (the caller holds tt_prov.mu). */
+static void append_value(tether_buf *out, const tether_json *v, bool stream) {
+  if (stream)
+    tt_json_dump_pieces(v, out, ANSWER_PIECE, write_piece, NULL);
+  else
+    tether_json_dump(v, out);
+}
+
 /* Appends the answer's message to out, byte for byte what serializing
  * tt_rpc_result or tt_rpc_error would give, without building that tree
  * first: an answer is the one message every request costs. id_text NULL
- * means "id": null. Consumes a's values. */
+ * means "id": null. With stream, a result goes out in pieces on the way
+ * (append_value). Consumes a's values. */
 static void append_answer(tether_buf *out, const char *id_text,
-                          tt_prov_answer *a) {
+                          tt_prov_answer *a, bool stream) {
   static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":";
   tether_buf_append(out, head, sizeof head - 1);
   tether_buf_append_str(out, id_text ? id_text : "null");
   if (!a->is_error && a->outputs_only) {
     tether_buf_append_str(out, ",\"result\":{\"outputProperties\":");
     if (a->result)
-      tether_json_dump(a->result, out);
+      append_value(out, a->result, stream);
     else
       tether_buf_append(out, "{}", 2);
     tether_buf_append_char(out, '}');
   } else if (!a->is_error) {
     tether_buf_append_str(out, ",\"result\":");
-    tether_json_dump(a->result, out);
+    append_value(out, a->result, stream);
   } else {
     const char *message = a->message;
     if (!message || !*message)
@@ -93,15 +115,28 @@ void tt_prov_wake_locked(void) {
   while (n < 0 && errno == EINTR);
 }
 
-static bool write_all(int fd, const char *p, size_t n) {
+/* Writes the n pieces in iov (which it changes) whole. */
+static bool writev_all(int fd, struct iovec *iov, int n) {
   while (n > 0) {
-    ssize_t w = write(fd, p, n);
+    ssize_t w = writev(fd, iov, n);
     if (w < 0 && errno == EINTR)
       continue;
     if (w <= 0)
       return false;
-    p += w;
-    n -= (size_t)w;
+    for (size_t left = (size_t)w; left > 0;) {
+      if (left < iov->iov_len) {
+        iov->iov_base = (char *)iov->iov_base + left;
+        iov->iov_len -= left;
+        break;
+      }
+      left -= iov->iov_len;
+      iov++;
+      n--;
+    }
+    while (n > 0 && iov->iov_len == 0) {
+      iov++;
+      n--;
+    }
   }
   return true;
 }
@@ -116,9 +151,9 @@ static void recycle(tether_buf *b) {
   b->len = 0;
 }
 
-/* Writes the frame in out[0..len); caller holds tt_prov.mu. */
-static void write_frame_locked(const char *frame, size_t len) {
-  if (write_all(tt_prov.out_fd, frame, len))
+/* Writes the frame whose pieces are iov; caller holds tt_prov.mu. */
+static void write_frame_locked(struct iovec *iov, int n) {
+  if (writev_all(tt_prov.out_fd, iov, n))
     return;
   /* The host stopped reading (EPIPE with SIGPIPE ignored, or worse):
    * nobody is left to talk to, so the provider ends without a fuss. */
@@ -131,14 +166,35 @@ static bool out_open_locked(void) {
   return !tt_prov.out_closed && tt_prov.out_fd >= 0;
 }
 
+/* Writes a full piece of an answer (tt_json_dump_pieces); the rest and
+ * the frame's end follow with tt_prov_write_locked. */
+static void write_piece(tether_buf *out, void *ctx) {
+  if (out_open_locked()) {
+    struct iovec iov = {out->data, out->len};
+    write_frame_locked(&iov, 1);
+  }
+  out->len = 0;
+}
+
 void tt_prov_write_locked(const char *text, size_t len) {
   if (!out_open_locked())
     return;
-  tether_buf *framed = &tt_prov.frame_buf;
-  framed->len = 0;
-  tt_frame_write(tt_prov.framing, framed, text, len);
-  write_frame_locked(framed->data, framed->len);
-  recycle(framed);
+  /* The frame goes out in pieces, header or newline around the text, so
+   * the text (a large answer: megabytes) is never copied to frame it. A
+   * writer that never learned the peer's framing writes the default,
+   * ndjson. */
+  char header[64];
+  struct iovec iov[2];
+  if (tt_prov.framing == TT_FRAMING_CONTENT_LENGTH) {
+    int n = snprintf(header, sizeof header, "Content-Length: %zu\r\n\r\n",
+                     len);
+    iov[0] = (struct iovec){header, (size_t)n};
+    iov[1] = (struct iovec){(char *)(uintptr_t)text, len};
+  } else {
+    iov[0] = (struct iovec){(char *)(uintptr_t)text, len};
+    iov[1] = (struct iovec){"\n", 1};
+  }
+  write_frame_locked(iov, 2);
 }
 
 /* Writes a's message for a request with id id_text; caller holds
@@ -148,22 +204,18 @@ static void send_answer_locked(const char *id_text, tt_prov_answer *a) {
     tt_prov_answer_drop(a);
     return;
   }
+  /* An ndjson frame needs no length up front: the answer is written in
+   * pieces as it is serialized, and its last piece with the newline. */
+  bool stream = tt_prov.framing != TT_FRAMING_CONTENT_LENGTH;
   tether_buf *text = &tt_prov.text_buf;
   text->len = 0;
-  append_answer(text, id_text, a);
-  if (tt_prov.framing == TT_FRAMING_CONTENT_LENGTH) {
-    tt_prov_write_locked(text->data, text->len);
-  } else {
-    /* An ndjson frame is the text and its newline: framed in place. */
-    tether_buf_append_char(text, '\n');
-    write_frame_locked(text->data, text->len);
-  }
+  append_answer(text, id_text, a, stream);
+  tt_prov_write_locked(text->data, text->len);
   recycle(text);
 }
 
 void tt_prov_output_free_locked(void) {
   tether_buf_free(&tt_prov.text_buf);
-  tether_buf_free(&tt_prov.frame_buf);
 }
 
 /* ---- Batches ---- */
@@ -219,7 +271,7 @@ static void batch_answer_locked(tt_prov_batch *b, size_t slot,
   if (out_open_locked()) {
     tether_buf t;
     tether_buf_init(&t);
-    append_answer(&t, id_text, a);
+    append_answer(&t, id_text, a, false);
     text = tether_buf_steal(&t, &len);
   } else {
     /* Nothing more is written: the batch's answer never goes out. */

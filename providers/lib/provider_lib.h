@@ -128,10 +128,9 @@ typedef struct tt_prov_state {
   bool out_closed;    /* nothing more is written: exit came, or a write
                          failed */
   bool out_broken;    /* a write failed: the host is gone */
-  /* An answer's text and the framed message, kept from one message to the
-   * next so that answering allocates nothing. */
+  /* An answer's text, kept from one answer to the next so that answering
+   * allocates nothing; frames go out as pieces around it. */
   tether_buf text_buf;
-  tether_buf frame_buf;
 
   /* Lifecycle; the phase is changed by the main thread only. */
   tt_prov_phase phase;

@@ -29,7 +29,7 @@ bool tt_fsync_parent_dir(const char *path, char *err, size_t errlen) {
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   bool ok = fd >= 0 && fsync(fd) == 0;
   if (!ok)
-    snprintf(err, errlen, "syncing directory %s: %s", dir, strerror(errno));
+    snprintf(err, errlen, "syncing directory %s: %s", dir, tt_strerror(errno));
   if (fd >= 0)
     close(fd);
   free(dir);
@@ -61,8 +61,7 @@ static bool fill_temp(int fd, const void *data, size_t len, mode_t mode,
 /* A temporary file next to path, named after it so that a leftover from
  * a crash says where it came from. Returns its fd and *temp, its name
  * (malloc'd), or -1 with err filled. */
-static int open_temp(const char *path, char **temp, char *err,
-                     size_t errlen) {
+static int open_temp(const char *path, char **temp, char *err, size_t errlen) {
   const char *slash = strrchr(path, '/');
   const char *base = slash ? slash + 1 : path;
   size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
@@ -74,7 +73,7 @@ static int open_temp(const char *path, char **temp, char *err,
   *temp = tether_buf_steal(&b, NULL);
   if (fd < 0) {
     snprintf(err, errlen, "creating a temporary file for %s: %s", path,
-             strerror(errno));
+             tt_strerror(errno));
     free(*temp);
     *temp = NULL;
   }
@@ -88,17 +87,18 @@ bool tt_write_file_atomic(const char *path, const void *data, size_t len,
   if (fd < 0)
     return false;
   if (!fill_temp(fd, data, len, mode, durable)) {
-    snprintf(err, errlen, "writing %s: %s", temp, strerror(errno));
+    snprintf(err, errlen, "writing %s: %s", temp, tt_strerror(errno));
     goto fail;
   }
   if (close(fd) != 0) {
     fd = -1;
-    snprintf(err, errlen, "writing %s: %s", temp, strerror(errno));
+    snprintf(err, errlen, "writing %s: %s", temp, tt_strerror(errno));
     goto fail;
   }
   fd = -1;
   if (rename(temp, path) != 0) {
-    snprintf(err, errlen, "renaming %s to %s: %s", temp, path, strerror(errno));
+    snprintf(err, errlen, "renaming %s to %s: %s", temp, path,
+             tt_strerror(errno));
     goto fail;
   }
   free(temp);
@@ -126,7 +126,7 @@ static int create_unnamed(const char *path, const void *data, size_t len,
   snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
   int result = -1;
   if (!fill_temp(fd, data, len, mode, true)) {
-    snprintf(err, errlen, "writing a new %s: %s", path, strerror(errno));
+    snprintf(err, errlen, "writing a new %s: %s", path, tt_strerror(errno));
   } else if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0) {
     result = tt_fsync_parent_dir(path, err, errlen) ? 1 : -1;
   } else if (errno == EEXIST) {
@@ -135,7 +135,7 @@ static int create_unnamed(const char *path, const void *data, size_t len,
   } else if (errno == ENOENT && access(proc, F_OK) != 0) {
     result = 0; /* no /proc: fall back */
   } else {
-    snprintf(err, errlen, "creating %s: %s", path, strerror(errno));
+    snprintf(err, errlen, "creating %s: %s", path, tt_strerror(errno));
   }
   close(fd);
   return result;
@@ -156,13 +156,13 @@ bool tt_create_file_exclusive(const char *path, const void *data, size_t len,
     return false;
   bool ok = fill_temp(fd, data, len, mode, true);
   if (!ok)
-    snprintf(err, errlen, "writing %s: %s", temp, strerror(errno));
+    snprintf(err, errlen, "writing %s: %s", temp, tt_strerror(errno));
   close(fd);
   if (ok && link(temp, path) != 0) {
     if (errno == EEXIST) {
       *existed = true;
     } else {
-      snprintf(err, errlen, "creating %s: %s", path, strerror(errno));
+      snprintf(err, errlen, "creating %s: %s", path, tt_strerror(errno));
       ok = false;
     }
   }

@@ -3,10 +3,16 @@
  * a shell), feeds it stdin when given, and records what it printed on
  * stdout. With once: true the program runs only when the resource is
  * created; updates return the recorded output, which needs state.
+ *
+ * Programs run on pool threads (pool.c), several at once, so everything
+ * here is per run: each child gets pipes made close-on-exec (another
+ * thread's child must not keep them open), is waited for by its own pid,
+ * and passes its stderr on in whole lines.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +69,50 @@ typedef struct run {
   tether_buf out;
   char tail[STDERR_TAIL]; /* the end of stderr, as a ring */
   size_t tail_len;        /* bytes of stderr seen in all */
+  tether_buf line;        /* stderr not passed on yet: a partial line */
 } run;
+
+/* Programs running at once write their stderr through ours; whole lines
+ * under one lock keep one program's line from being cut in two by
+ * another's. */
+static pthread_mutex_t stderr_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Longest partial line held back; a longer one goes out in pieces. */
+#define STDERR_LINE_MAX 4096
+
+static void write_stderr(const char *p, size_t n) {
+  pthread_mutex_lock(&stderr_mu);
+  while (n > 0) {
+    ssize_t w = write(2, p, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      break; /* a lost log line is no reason to fail the program */
+    p += w;
+    n -= (size_t)w;
+  }
+  pthread_mutex_unlock(&stderr_mu);
+}
+
+/* Passes the program's stderr on to ours (the host's log), complete lines
+ * only; at_end flushes a last line without its newline. */
+static void pass_stderr(run *r, const char *p, size_t n, bool at_end) {
+  if (n > 0)
+    tether_buf_append(&r->line, p, n);
+  const char *start = r->line.data;
+  const char *nl = start ? memrchr(start, '\n', r->line.len) : NULL;
+  size_t whole = nl ? (size_t)(nl - start) + 1 : 0;
+  if (at_end || r->line.len - whole > STDERR_LINE_MAX) {
+    if (r->line.len > 0 && r->line.data[r->line.len - 1] != '\n')
+      tether_buf_append_char(&r->line, '\n');
+    whole = r->line.len;
+  }
+  if (whole == 0)
+    return;
+  write_stderr(r->line.data, whole);
+  memmove(r->line.data, r->line.data + whole, r->line.len - whole);
+  r->line.len -= whole;
+}
 
 static void keep_tail(run *r, const char *p, size_t n) {
   for (size_t i = 0; i < n; i++)
@@ -137,13 +186,13 @@ static bool start(run *r, const tether_json *inputs, bool with_stdin, int *in_w,
        pipe2(report, O_CLOEXEC) == 0;
   if (!ok) {
     snprintf(err, errlen, "making pipes for %s: %s", r->executable,
-             strerror(errno));
+             tt_strerror(errno));
     goto out;
   }
   ok = false;
   r->pid = fork();
   if (r->pid < 0) {
-    snprintf(err, errlen, "starting %s: %s", r->executable, strerror(errno));
+    snprintf(err, errlen, "starting %s: %s", r->executable, tt_strerror(errno));
     goto out;
   }
   if (r->pid == 0)
@@ -158,7 +207,7 @@ static bool start(run *r, const tether_json *inputs, bool with_stdin, int *in_w,
     waitpid(r->pid, NULL, 0);
     r->pid = -1;
     snprintf(err, errlen, "could not run %s: %s", r->executable,
-             strerror(child_errno));
+             tt_strerror(child_errno));
     goto out;
   }
   *in_w = in[1];
@@ -242,7 +291,7 @@ static run_end communicate(tether_request *req, run *r, const char *stdin_data,
       ssize_t n = read(err_r, block, sizeof block);
       if (n > 0) {
         keep_tail(r, block, (size_t)n);
-        (void)!write(2, block, (size_t)n);
+        pass_stderr(r, block, (size_t)n, false);
       } else if (n == 0 || errno != EINTR) {
         close_fd(&err_r);
       }
@@ -251,6 +300,7 @@ static run_end communicate(tether_request *req, run *r, const char *stdin_data,
   close_fd(&in_w);
   close_fd(&out_r);
   close_fd(&err_r);
+  pass_stderr(r, NULL, 0, true);
   if (end != RUN_EXITED) {
     stop_program(r->pid, status);
     return end;
@@ -260,39 +310,50 @@ static run_end communicate(tether_request *req, run *r, const char *stdin_data,
   return end;
 }
 
-/* Runs the program of inputs and answers req with {stdout} or why not. */
-static tether_done *run_program(tether_request *req,
-                                const tether_json *inputs) {
+/* What a signal is, as strsignal says it, but from a constant table:
+ * strsignal may write into one buffer for every thread. */
+static const char *signal_name(int sig) {
+  const char *d = sigdescr_np(sig);
+  return d ? d : "unknown signal";
+}
+
+/* Runs the program of req's inputs (on a pool thread) and answers req
+ * with {stdout} or why not. */
+static void run_program(tether_request *req, void *unused) {
+  (void)unused;
+  const tether_json *inputs = tether_request_inputs(req);
   run r = {.executable = tether_json_string_value(
                tether_json_object_get(inputs, "executable")),
            .pid = -1};
   tether_buf_init(&r.out);
+  tether_buf_init(&r.line);
   const tether_json *stdin_v = tether_json_object_get(inputs, "stdin");
   int in_w = -1, out_r = -1, err_r = -1, status = 0;
   char err[600];
   if (!start(&r, inputs, stdin_v != NULL, &in_w, &out_r, &err_r, err,
              sizeof err)) {
     tether_buf_free(&r.out);
-    return tether_reply_error(req, TETHER_ERR_FAILED, NULL, "exec: %s", err);
+    tether_buf_free(&r.line);
+    tether_reject(req, TETHER_ERR_FAILED, NULL, "exec: %s", err);
+    return;
   }
   run_end end = communicate(req, &r, tether_json_string_value(stdin_v),
                             tether_json_string_length(stdin_v), in_w, out_r,
                             err_r, &status);
-  tether_done *done;
   char *tail = stderr_tail(&r);
   if (end == RUN_CANCELLED) {
-    done = tether_reply_cancelled(req);
+    tether_reject(req, TETHER_ERR_CANCELLED, NULL, "request cancelled");
   } else if (end == RUN_TOO_MUCH) {
-    done = tether_reply_error(req, TETHER_ERR_FAILED, NULL,
-                              "exec: %s printed more than %u MiB on stdout; "
-                              "it was stopped",
-                              r.executable, MAX_STDOUT >> 20);
+    tether_reject(req, TETHER_ERR_FAILED, NULL,
+                  "exec: %s printed more than %u MiB on stdout; it was "
+                  "stopped",
+                  r.executable, MAX_STDOUT >> 20);
   } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     tether_json *out = tether_json_object();
     out = tether_json_object_set(
         out, "stdout",
         tether_json_string_n(r.out.data ? r.out.data : "", r.out.len));
-    done = tether_reply_outputs(req, out);
+    tt_resolve_outputs(req, out);
   } else {
     tether_json *data = tether_json_object();
     char how[64];
@@ -302,17 +363,17 @@ static tether_done *run_program(tether_request *req,
                                     tether_json_int(WEXITSTATUS(status)));
     } else {
       snprintf(how, sizeof how, "was killed by signal %d (%s)",
-               WTERMSIG(status), strsignal(WTERMSIG(status)));
+               WTERMSIG(status), signal_name(WTERMSIG(status)));
       data = tether_json_object_set(data, "signal",
                                     tether_json_int(WTERMSIG(status)));
     }
     data = tether_json_object_set(data, "stderr", tether_json_string(tail));
-    done = tether_reply_error(req, TETHER_ERR_FAILED, data, "exec: %s %s%s%s",
-                              r.executable, how, tail[0] ? ": " : "", tail);
+    tether_reject(req, TETHER_ERR_FAILED, data, "exec: %s %s%s%s", r.executable,
+                  how, tail[0] ? ": " : "", tail);
   }
   free(tail);
   tether_buf_free(&r.out);
-  return done;
+  tether_buf_free(&r.line);
 }
 
 tether_done *tt_exec_create(tether_request *req) {
@@ -325,7 +386,7 @@ tether_done *tt_exec_create(tether_request *req) {
         req, TETHER_ERR_REQUIRES_STATE, NULL,
         "exec resource with once=true requires state (use isStateful): its "
         "output must be remembered to be returned by later updates");
-  return run_program(req, inputs);
+  return tt_pool_submit(req, run_program, NULL);
 }
 
 tether_done *tt_exec_update(tether_request *req) {
@@ -334,7 +395,7 @@ tether_done *tt_exec_update(tether_request *req) {
     return done;
   const tether_json *inputs = tether_request_inputs(req);
   if (!once_set(inputs))
-    return run_program(req, inputs);
+    return tt_pool_submit(req, run_program, NULL);
   const tether_json *previous =
       tether_json_object_get(tether_request_outputs(req), "stdout");
   if (!tether_json_is_string(previous))

@@ -1,9 +1,11 @@
 /*
  * fail.c: failures that carry their protocol code and data from where
- * they happen to the handler that answers with them.
+ * they happen to the handler that answers with them, and the error
+ * messages they quote.
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "local.h"
 
@@ -23,4 +25,10 @@ tether_done *tt_fail_reply(tether_request *req, tt_fail *f) {
   tether_json *data = f->data;
   f->data = NULL;
   return tether_reply_error(req, f->code, data, "%s", f->message);
+}
+
+const char *tt_strerror_r(int err, char *buf, size_t len) {
+  /* The GNU strerror_r (the build defines _GNU_SOURCE) returns the
+   * message, from its constant table or written into buf. */
+  return strerror_r(err, buf, len);
 }

@@ -3,6 +3,13 @@
  * contents (and optionally mode). Writes are atomic (durable.c): a reader
  * or a crash sees the old file or the new one, never a mix. Relative names
  * are relative to the provider's working directory.
+ *
+ * The handlers check the inputs on the library's thread and leave the
+ * writing, with its fsyncs, to a pool thread (pool.c), so that the files
+ * of a deployment are written side by side. Two requests for the same
+ * name at once each write a temporary file of their own (mkostemp) and
+ * rename it over the name: the last rename wins, and a reader sees one
+ * whole file or the other.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +19,7 @@
 #include <unistd.h>
 
 #include "local.h"
+#include "util.h"
 
 const tether_input tt_file_inputs[] = {
     {.name = "name", .kind = TETHER_JSON_STRING, .required = true},
@@ -64,27 +72,39 @@ static tether_done *read_inputs(tether_request *req, file_inputs *in) {
 }
 
 /* Files are created as open(2) would create them, unless mode says
- * otherwise. */
-static mode_t default_mode(void) {
-  static bool known;
-  static mode_t mode;
-  if (!known) {
-    mode_t mask = umask(0);
-    umask(mask);
-    mode = 0666 & ~mask;
-    known = true;
-  }
-  return mode;
+ * otherwise. Set once by tt_file_init, before any thread starts, and only
+ * read afterwards. */
+static mode_t default_mode = 0644;
+
+void tt_file_init(void) {
+  mode_t mask = umask(0);
+  umask(mask);
+  default_mode = 0666 & ~mask;
 }
 
-static tether_done *write_file(tether_request *req, const file_inputs *in) {
+/* What a pool thread needs: the inputs (borrowed from the request, valid
+ * until it is answered) and, for an update, the name before it. */
+typedef struct file_job {
+  file_inputs in;
+  const char *old_name;
+} file_job;
+
+static tether_done *submit(tether_request *req, tt_work_fn *fn,
+                           const file_inputs *in, const char *old_name) {
+  file_job *job = tt_malloc(sizeof *job);
+  *job = (file_job){.in = *in, .old_name = old_name};
+  return tt_pool_submit(req, fn, job);
+}
+
+/* Writes the file; false with req rejected when it could not. */
+static bool write_file(tether_request *req, const file_inputs *in) {
   char err[600];
-  if (!tt_write_file_atomic(in->name, in->contents, in->contents_len,
-                            in->has_mode ? in->mode : default_mode(), true, err,
-                            sizeof err))
-    return tether_reply_error(req, TETHER_ERR_FAILED, NULL, "file %s: %s",
-                              in->name, err);
-  return NULL;
+  if (tt_write_file_atomic(in->name, in->contents, in->contents_len,
+                           in->has_mode ? in->mode : default_mode, true, err,
+                           sizeof err))
+    return true;
+  tether_reject(req, TETHER_ERR_FAILED, NULL, "file %s: %s", in->name, err);
+  return false;
 }
 
 /* Removes name durably; a file already gone is not an error. */
@@ -92,58 +112,74 @@ static bool remove_file(const char *name, char *err, size_t errlen) {
   if (unlink(name) != 0) {
     if (errno == ENOENT)
       return true;
-    snprintf(err, errlen, "deleting %s: %s", name, strerror(errno));
+    snprintf(err, errlen, "deleting %s: %s", name, tt_strerror(errno));
     return false;
   }
   return tt_fsync_parent_dir(name, err, errlen);
 }
 
+static void create_work(tether_request *req, void *arg) {
+  const file_job *job = arg;
+  if (write_file(req, &job->in))
+    tt_resolve_outputs(req, tether_json_object());
+}
+
 tether_done *tt_file_create(tether_request *req) {
   file_inputs in;
   tether_done *done = read_inputs(req, &in);
-  if (!done)
-    done = write_file(req, &in);
-  return done ? done : tether_reply_outputs(req, tether_json_object());
+  return done ? done : submit(req, create_work, &in, NULL);
 }
 
-tether_done *tt_file_update(tether_request *req) {
-  file_inputs in;
-  tether_done *done = read_inputs(req, &in);
-  if (!done)
-    done = write_file(req, &in);
-  if (done)
-    return done;
+static void update_work(tether_request *req, void *arg) {
+  const file_job *job = arg;
+  if (!write_file(req, &job->in))
+    return;
   /* A new name moves the file: the old one goes once the new one is
    * there. */
-  const char *old = tether_json_string_value(tether_json_object_get(
-      tether_json_object_get(tether_request_resource(req), "inputProperties"),
-      "name"));
+  const char *old = job->old_name;
   char err[600];
-  if (old && strcmp(old, in.name) != 0 && !remove_file(old, err, sizeof err)) {
+  if (old && strcmp(old, job->in.name) != 0 &&
+      !remove_file(old, err, sizeof err)) {
     /* The new file is there: the host records the update as done. */
     tether_json *partial = tether_json_object();
     partial = tether_json_object_set(partial, "outputProperties",
                                      tether_json_object());
     tether_json *data = tether_json_object();
     data = tether_json_object_set(data, "partial", partial);
-    return tether_reply_error(
+    tether_reject(
         req, TETHER_ERR_FAILED, data,
         "file %s was written, but the old file could not be removed: %s",
-        in.name, err);
+        job->in.name, err);
+    return;
   }
-  return tether_reply_outputs(req, tether_json_object());
+  tt_resolve_outputs(req, tether_json_object());
+}
+
+tether_done *tt_file_update(tether_request *req) {
+  file_inputs in;
+  tether_done *done = read_inputs(req, &in);
+  if (done)
+    return done;
+  const char *old = tether_json_string_value(tether_json_object_get(
+      tether_json_object_get(tether_request_resource(req), "inputProperties"),
+      "name"));
+  return submit(req, update_work, &in, old);
+}
+
+static void delete_work(tether_request *req, void *arg) {
+  const file_job *job = arg;
+  char err[600];
+  if (!remove_file(job->in.name, err, sizeof err))
+    tether_reject(req, TETHER_ERR_FAILED, NULL, "file %s: %s", job->in.name,
+                  err);
+  else
+    tether_resolve(req, tether_json_object());
 }
 
 tether_done *tt_file_delete(tether_request *req) {
   file_inputs in;
   tether_done *done = read_inputs(req, &in);
-  if (done)
-    return done;
-  char err[600];
-  if (!remove_file(in.name, err, sizeof err))
-    return tether_reply_error(req, TETHER_ERR_FAILED, NULL, "file %s: %s",
-                              in.name, err);
-  return tether_reply_ok(req, tether_json_object());
+  return done ? done : submit(req, delete_work, &in, NULL);
 }
 
 /* True when fd holds exactly want[0..len). */
@@ -164,25 +200,23 @@ static bool same_contents(int fd, const char *want, size_t len) {
   }
 }
 
-tether_done *tt_file_read(tether_request *req) {
-  file_inputs in;
-  tether_done *done = read_inputs(req, &in);
-  if (done)
-    return done;
+static void read_work(tether_request *req, void *arg) {
+  const file_inputs *in = &((const file_job *)arg)->in;
   /* It exists as the resource says only with those contents (and mode):
    * anything else is drift, for the host to repair. */
   bool exists = false;
-  int fd = open(in.name, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 && errno != ENOENT)
-    return tether_reply_error(req, TETHER_ERR_FAILED, NULL,
-                              "file %s: opening it: %s", in.name,
-                              strerror(errno));
+  int fd = open(in->name, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && errno != ENOENT) {
+    tether_reject(req, TETHER_ERR_FAILED, NULL, "file %s: opening it: %s",
+                  in->name, tt_strerror(errno));
+    return;
+  }
   if (fd >= 0) {
     struct stat st;
     exists = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-             (size_t)st.st_size == in.contents_len &&
-             (!in.has_mode || (st.st_mode & 07777) == in.mode) &&
-             same_contents(fd, in.contents, in.contents_len);
+             (size_t)st.st_size == in->contents_len &&
+             (!in->has_mode || (st.st_mode & 07777) == in->mode) &&
+             same_contents(fd, in->contents, in->contents_len);
     close(fd);
   }
   tether_json *result = tether_json_object();
@@ -190,5 +224,11 @@ tether_done *tt_file_read(tether_request *req) {
   if (exists)
     result = tether_json_object_set(result, "outputProperties",
                                     tether_json_object());
-  return tether_reply_ok(req, result);
+  tether_resolve(req, result);
+}
+
+tether_done *tt_file_read(tether_request *req) {
+  file_inputs in;
+  tether_done *done = read_inputs(req, &in);
+  return done ? done : submit(req, read_work, &in, NULL);
 }

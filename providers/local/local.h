@@ -3,7 +3,9 @@
  * (file, exec, memo) and of the local state file (state_file).
  *
  *   main.c        the type table and main()
- *   fail.c        failures carried to the reply with their code and data
+ *   pool.c        the threads that write files and run programs at once
+ *   fail.c        failures carried to the reply with their code and data,
+ *                 and error messages any thread may ask for
  *   inputs.c      input checks beyond what the library does
  *   file.c        the file type
  *   exec.c        the exec type
@@ -37,6 +39,39 @@ void tt_fail_set(tt_fail *f, int code, tether_json *data, const char *fmt, ...)
     TETHER_PRINTF(4, 5);
 /* Answers req with the failure and releases its data. */
 tether_done *tt_fail_reply(tether_request *req, tt_fail *f) TETHER_MUST_USE;
+
+/* strerror(err) for any thread: the message is in buf (or in the C
+ * library's constant table), never in a buffer another thread may be
+ * writing, as strerror's own may be. */
+const char *tt_strerror_r(int err, char *buf, size_t len);
+/* The same with a buffer of the calling block (a compound literal), for
+ * use right in an argument list: valid until the end of that block. */
+#define tt_strerror(err) tt_strerror_r((err), (char[128]){0}, 128)
+
+/* ---- Threads (pool.c) ---- */
+
+/* Requests the host may have in flight at once (initialize's
+ * concurrency), and so the most pool threads there are: one each. */
+#define TT_LOCAL_CONCURRENCY 64
+
+/* Work done on a pool thread for req. It answers req exactly once, with
+ * tether_resolve or tether_reject (never a tether_reply_*: the handler
+ * has already returned), and may read req's params, which stay valid
+ * until then; no other thread touches them meanwhile. */
+typedef void tt_work_fn(tether_request *req, void *arg);
+/* Hands fn(req, arg) to a pool thread and returns the pending reply; call
+ * it last in a handler. arg is malloc'd (or NULL) and freed by the pool
+ * after fn. A request cancelled before a thread gets to it is not worked
+ * on. */
+tether_done *tt_pool_submit(tether_request *req, tt_work_fn *fn,
+                            void *arg) TETHER_MUST_USE;
+/* Waits for the pool threads to finish the work they were given (a
+ * cancelled program is stopped) and ends them; for the end of the
+ * process, after tether_provider_main. */
+void tt_pool_stop(void);
+/* tether_resolve(req, {"outputProperties": outputs}); outputs is
+ * consumed. */
+void tt_resolve_outputs(tether_request *req, tether_json *outputs);
 
 /* ---- Input checks (inputs.c) ---- */
 
@@ -156,6 +191,10 @@ void tt_store_drop_all(void);
 
 /* ---- Resource types ---- */
 
+/* Reads the umask, which file uses for files created without a mode.
+ * Call it before any thread starts: the umask is only read by setting
+ * it, and a file or program created meanwhile would get the wrong one. */
+void tt_file_init(void);
 extern const tether_input tt_file_inputs[];
 tether_done *tt_file_create(tether_request *req);
 tether_done *tt_file_update(tether_request *req);

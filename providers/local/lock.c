@@ -112,7 +112,7 @@ bool tt_lock_take(int fd, const char *path, tt_fail *fail) {
       continue;
     if (errno != EWOULDBLOCK) {
       tt_fail_set(fail, TETHER_ERR_FAILED, NULL, "locking state file %s: %s",
-                  path, strerror(errno));
+                  path, tt_strerror(errno));
       return false;
     }
     char *holder = NULL, *since = NULL;

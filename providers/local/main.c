@@ -1,6 +1,7 @@
 /*
  * main.c: tether-local's resource types and its entry point.
  */
+#include <signal.h>
 #include <stddef.h>
 
 #include "local.h"
@@ -43,17 +44,28 @@ static const tether_resource_type local_types[] = {
     {NULL}};
 
 int main(int argc, char **argv) {
-  /* Handlers run one at a time on one worker thread, so the held stores
-   * need no locking against each other, while the library's own thread
-   * keeps reading: a $/cancelRequest reaches a long exec. A concurrency
-   * above 1 lets the host pipeline state events, which state_store.c then
-   * makes durable together (group commit). */
+  /* Every handler runs on the library's thread (threads = 0), one at a
+   * time, in the order the requests arrive. state_file and memo do their
+   * work there: a store's events are applied and written in the order
+   * the host sent them, and a concurrency above 1 lets the host pipeline
+   * them, which state_store.c then makes durable together (group
+   * commit). file and exec only check their inputs there and hand the
+   * writing or the program to a pool thread (pool.c), so independent
+   * files are written side by side, a long program holds up nothing
+   * else, and the library's thread keeps reading: a $/cancelRequest
+   * reaches a running program. */
+  tt_file_init();
+  /* Started with SIGCHLD ignored (a disposition a parent may pass on), the
+   * kernel would reap our programs itself, and waitpid would find no exit
+   * status to report. Set before any thread starts. */
+  signal(SIGCHLD, SIG_DFL);
   tether_provider_info info = {.name = "tether-local",
                                .version = TETHER_VERSION,
-                               .concurrency = 64,
-                               .threads = 1,
+                               .concurrency = TT_LOCAL_CONCURRENCY,
+                               .threads = 0,
                                .types = local_types};
   int status = tether_provider_main(&info, argc, argv);
+  tt_pool_stop();
   tt_store_drop_all();
   return status;
 }

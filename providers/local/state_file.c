@@ -55,7 +55,7 @@ static bool ensure_state_file(const char *name, tt_fail *fail) {
     }
     if (errno != ENOENT) {
       tt_fail_set(fail, TETHER_ERR_FAILED, NULL, "opening state file %s: %s",
-                  name, strerror(errno));
+                  name, tt_strerror(errno));
       return false;
     }
     tether_buf initial;
@@ -123,7 +123,7 @@ tether_done *tt_state_file_read(tether_request *req) {
     int fd = open(name, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno != ENOENT) {
       tt_fail_set(&fail, TETHER_ERR_FAILED, NULL, "opening state file %s: %s",
-                  name, strerror(errno));
+                  name, tt_strerror(errno));
       return tt_fail_reply(req, &fail);
     }
     exists = fd >= 0;

@@ -123,7 +123,7 @@ end() {
     # Diagnostics, as TAP comments: what tether said, to start from.
     if [ -n "$RC" ]; then
       echo "#   exit status $RC after ${ELAPSED_MS}ms; stdout, then stderr:"
-      head -c 600 "$OUT" | sed 's/^/#   | /'
+      head -c 600 "$OUT" | awk '{ print "#   | " $0 }'
       tail -n 12 "$ERR" | cut -c 1-300 | sed 's/^/#   ! /'
     fi
     cases_failed=$((cases_failed + 1))
