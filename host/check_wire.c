@@ -391,26 +391,6 @@ static void ignore_sigpipe(void) {
   sigaction(SIGPIPE, &sa, NULL);
 }
 
-/* Our environment with TETHER_PROVIDER=1 and TETHER_PROTOCOL=1 set, as the
- * host gives it (SPEC section 1). Only the array is allocated. */
-static char **provider_env(void) {
-  static char provider_var[] = "TETHER_PROVIDER=1";
-  static char protocol_var[] = "TETHER_PROTOCOL=1";
-  size_t n = 0;
-  while (environ && environ[n])
-    n++;
-  char **env = tt_calloc(n + 3, sizeof *env);
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (strncmp(environ[i], "TETHER_PROVIDER=", 16) != 0 &&
-        strncmp(environ[i], "TETHER_PROTOCOL=", 16) != 0)
-      env[k++] = environ[i];
-  env[k++] = provider_var;
-  env[k++] = protocol_var;
-  env[k] = NULL;
-  return env;
-}
-
 /* Opens a pseudo-terminal: the master for us, the slave for the child's
  * stdin. */
 static int open_pty(int *master, int *slave, tether_buf *err) {
@@ -472,40 +452,14 @@ static bool spawn(tt_wire *w, const tt_wire_config *cfg, tether_buf *err) {
     return false;
   }
 
-  size_t nargs = 0;
-  while (cfg->args && cfg->args[nargs])
-    nargs++;
-  char **argv = tt_calloc(nargs + 2, sizeof *argv);
-  argv[0] = (char *)cfg->path;
-  for (size_t i = 0; i < nargs; i++)
-    argv[i + 1] = (char *)cfg->args[i];
-  char **env = provider_env();
-
-  uv_stdio_container_t stdio[3];
-  stdio[0].flags = UV_INHERIT_FD;
-  stdio[0].data.fd = cfg->stdin_tty ? slave : in_fds[0];
-  stdio[1].flags = UV_INHERIT_FD;
-  stdio[1].data.fd = out_fds[1];
-  stdio[2].flags = UV_INHERIT_FD;
-  stdio[2].data.fd = err_fds[1];
-  uv_process_options_t opts = {0};
-  opts.exit_cb = on_exit_cb;
-  opts.file = cfg->path;
-  opts.args = argv;
-  opts.env = env;
-  opts.cwd = cfg->cwd;
-  /* Its own session and process group, as the host starts providers: a
-   * terminal's Ctrl-C reaches only us, and a kill of the group reaches
-   * everything the provider started. */
-  opts.flags = UV_PROCESS_DETACHED;
-  opts.stdio_count = 3;
-  opts.stdio = stdio;
   w->process.data = w;
   w->process_inited = true;
   w->open_handles++;
-  rc = uv_spawn(w->loop, &w->process, &opts);
-  free(argv);
-  free(env);
+  const int stdio_fds[3] = {cfg->stdin_tty ? slave : in_fds[0], out_fds[1],
+                            err_fds[1]};
+  rc = tt_provider_spawn_process(w->loop, &w->process, cfg->path,
+                                 (char *const *)cfg->args, NULL, cfg->cwd,
+                                 stdio_fds, on_exit_cb);
   close_fd(&in_fds[0]);
   close_fd(&out_fds[1]);
   close_fd(&err_fds[1]);

@@ -1815,30 +1815,66 @@ static bool env_key_in(const char *entry, char *const *list) {
   return false;
 }
 
-/* Our environment, plus the configured extras, plus the two variables that
- * tell a provider it runs under a host (SPEC section 1). Entries point into
- * environ and the config; only the array is allocated. */
-static char **build_env(tt_provider *p) {
+/* Our environment, plus the extras, plus the two variables that tell a
+ * provider it runs under a host (SPEC section 1). Entries point into
+ * environ and extras; only the array is allocated. */
+static char **build_env(char *const *extras) {
   static char provider_var[] = "TETHER_PROVIDER=1";
   static char protocol_var[] = "TETHER_PROTOCOL=1";
   char *ours[] = {provider_var, protocol_var, NULL};
   size_t n = 0, extra = 0;
   while (environ && environ[n])
     n++;
-  while (p->env_extra[extra])
+  while (extras && extras[extra])
     extra++;
   char **env = tt_calloc(n + extra + 3, sizeof *env);
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
-    if (!env_key_in(environ[i], ours) && !env_key_in(environ[i], p->env_extra))
+    if (!env_key_in(environ[i], ours) && !env_key_in(environ[i], extras))
       env[k++] = environ[i];
   for (size_t i = 0; i < extra; i++)
-    if (!env_key_in(p->env_extra[i], ours))
-      env[k++] = p->env_extra[i];
+    if (!env_key_in(extras[i], ours))
+      env[k++] = extras[i];
   env[k++] = provider_var;
   env[k++] = protocol_var;
   env[k] = NULL;
   return env;
+}
+
+int tt_provider_spawn_process(uv_loop_t *loop, uv_process_t *process,
+                              const char *path, char *const *args,
+                              char *const *env_extra, const char *cwd,
+                              const int stdio_fds[3], uv_exit_cb exit_cb) {
+  size_t nargs = 0;
+  while (args && args[nargs])
+    nargs++;
+  char **argv = tt_calloc(nargs + 2, sizeof *argv);
+  argv[0] = (char *)path;
+  for (size_t i = 0; i < nargs; i++)
+    argv[i + 1] = args[i];
+  char **env = build_env(env_extra);
+
+  uv_stdio_container_t stdio[3];
+  for (int i = 0; i < 3; i++) {
+    stdio[i].flags = UV_INHERIT_FD;
+    stdio[i].data.fd = stdio_fds[i];
+  }
+  uv_process_options_t opts = {0};
+  opts.exit_cb = exit_cb;
+  opts.file = path;
+  opts.args = argv;
+  opts.env = env;
+  opts.cwd = cwd;
+  /* DETACHED makes the child call setsid(): its own session and process
+   * group, so a terminal's Ctrl-C reaches only us, and signals we send to
+   * the group reach everything the provider started. */
+  opts.flags = UV_PROCESS_DETACHED;
+  opts.stdio_count = 3;
+  opts.stdio = stdio;
+  int rc = uv_spawn(loop, process, &opts);
+  free(argv);
+  free(env);
+  return rc;
 }
 
 static void close_fd_pair(uv_file fds[2]) {
@@ -1892,44 +1928,16 @@ static void spawn_provider(tt_provider *p) {
   (void)fcntl(out_fds[0], F_SETPIPE_SZ, PROVIDER_PIPE_SIZE);
 #endif
 
-  size_t nargs = 0;
-  while (p->args[nargs])
-    nargs++;
-  char **argv = tt_calloc(nargs + 2, sizeof *argv);
-  argv[0] = p->path;
-  for (size_t i = 0; i < nargs; i++)
-    argv[i + 1] = p->args[i];
-  char **env = build_env(p);
-
-  uv_stdio_container_t stdio[3];
-  stdio[0].flags = UV_INHERIT_FD;
-  stdio[0].data.fd = in_fds[0];
-  stdio[1].flags = UV_INHERIT_FD;
-  stdio[1].data.fd = out_fds[1];
-  stdio[2].flags = UV_INHERIT_FD;
-  stdio[2].data.fd = err_fds[1];
-  uv_process_options_t opts = {0};
-  opts.exit_cb = on_exit_cb;
-  opts.file = p->path;
-  opts.args = argv;
-  opts.env = env;
-  opts.cwd = p->cwd;
-  /* DETACHED makes the child call setsid(): its own session and process
-   * group, so a terminal's Ctrl-C reaches only us, and signals we send to
-   * the group reach everything the provider started. */
-  opts.flags = UV_PROCESS_DETACHED;
-  opts.stdio_count = 3;
-  opts.stdio = stdio;
-
   p->process.data = p;
   p->process_inited = true;
   p->open_handles++;
-  rc = uv_spawn(p->loop, &p->process, &opts);
+  const int stdio_fds[3] = {in_fds[0], out_fds[1], err_fds[1]};
+  rc = tt_provider_spawn_process(p->loop, &p->process, p->path, p->args,
+                                 p->env_extra, p->cwd, stdio_fds,
+                                 on_exit_cb);
   close(in_fds[0]);
   close(out_fds[1]);
   close(err_fds[1]);
-  free(argv);
-  free(env);
   if (rc) {
     close(in_fds[1]);
     close(out_fds[0]);

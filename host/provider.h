@@ -222,6 +222,17 @@ const char *tt_provider_exit_desc(const tt_provider *p);
  * notifications), one per line, each ending in '\n'. */
 void tt_provider_stderr_tail(const tt_provider *p, tether_buf *out);
 
+/* Starts path with args (NULL-terminated, without argv[0]) the way every
+ * provider is started (SPEC section 1): never through a shell, in its own
+ * session and process group, with our environment plus env_extra plus
+ * TETHER_PROVIDER=1 and TETHER_PROTOCOL=1, and stdio_fds as its stdin,
+ * stdout and stderr (the caller closes its copies). Returns uv_spawn's
+ * result; the process handle must be closed either way. */
+int tt_provider_spawn_process(uv_loop_t *loop, uv_process_t *process,
+                              const char *path, char *const *args,
+                              char *const *env_extra, const char *cwd,
+                              const int stdio_fds[3], uv_exit_cb exit_cb);
+
 /* Resolves a provider executable per SPEC: name itself when it contains a
  * '/', else the file of that name next to the running tether binary, else
  * the first executable match on PATH. Returns a malloc'd path, or NULL with
