@@ -312,68 +312,6 @@ static void materialize_scanned(tether_json *v, tt_json_text *t) {
     free(m);
 }
 
-/* ---- Indexing a large text ---- */
-
-void tt_json_text_index(tt_json_text *t) {
-  const char *s = t->text, *end = s + t->len;
-  /* About one token per eight bytes is typical; the guess grows. */
-  size_t cap = t->len / 8 + 16, n = 0;
-  tt_tok *toks = tt_malloc(cap * sizeof *toks);
-  /* The tokens of the open containers. */
-  uint32_t small[64];
-  uint32_t *open = small;
-  size_t depth = 0;
-  bool key_next = false;
-  while (s < end) {
-    char c = *s;
-    if (c == ',' || c == ':') {
-      /* After a comma inside an object comes a key. */
-      key_next = c == ',' && t->text[toks[open[depth - 1]].start] == '{';
-      s++;
-      continue;
-    }
-    if (c == '}' || c == ']') {
-      tt_tok *k = &toks[open[--depth]];
-      k->end = (uint32_t)(s + 1 - t->text);
-      k->next = (uint32_t)n;
-      key_next = false;
-      s++;
-      continue;
-    }
-    if (n == cap) {
-      cap *= 2;
-      toks = tt_realloc(toks, cap * sizeof *toks);
-    }
-    bool is_key = key_next;
-    key_next = false;
-    if (!is_key && depth)
-      toks[open[depth - 1]].count++;
-    const char *vend;
-    if (c == '{' || c == '[') {
-      toks[n] = (tt_tok){(uint32_t)(s - t->text), 0, 0, 0};
-      if (depth == sizeof small / sizeof *small) {
-        open = tt_malloc(TETHER_JSON_MAX_DEPTH * sizeof *open);
-        memcpy(open, small, sizeof small);
-      }
-      open[depth++] = (uint32_t)n++;
-      key_next = c == '{';
-      s++;
-      continue;
-    }
-    vend = c == '"' ? tt_json_skip_string(s, end) : tt_json_skip_value(s, end);
-    toks[n] = (tt_tok){(uint32_t)(s - t->text), (uint32_t)(vend - t->text), 0,
-                       (uint32_t)(n + 1)};
-    n++;
-    s = vend;
-  }
-  if (open != small)
-    free(open);
-  t->toks = tt_realloc(toks, n * sizeof *toks);
-  t->ntok = (uint32_t)n;
-  t->own_toks = true;
-  t->unindexed = false;
-}
-
 /* ---- Materializing into a block ---- */
 
 /* Containers with up to this many members are materialized into a block

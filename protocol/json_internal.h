@@ -13,6 +13,14 @@
  * either way it is released by its last reference. null, true and false
  * are immortal static nodes whose reference count is never touched.
  *
+ * PARSING. jsmn, compiled once in json_parse.c in strict mode with parent
+ * links, tokenizes; a validation pass of our own follows its tokens and
+ * checks every byte against RFC 8259 (jsmn alone accepts texts that are
+ * not JSON), rejecting with a message that says what is wrong and at
+ * which byte. jsmn fills a small window of tokens that the walk drains,
+ * so its own 20-byte tokens never take more memory than the window; the
+ * walk turns them into the compact index below (tt_tok).
+ *
  * LAZY CONTAINERS. The parser does not build a tree. It validates the text,
  * keeps a compacted copy of it together with a token index (tt_json_text),
  * and returns a "raw" container node that points at its token in that text.
@@ -24,8 +32,9 @@
  * so it is invisible to callers and safe for values that several threads
  * read. The kind of a raw node is known without materializing it,
  * and a raw node serializes by copying its text. A large text gets its
- * token index only when its root is first materialized (unindexed): most
- * large texts are passed on or printed whole.
+ * token index only when its root is first materialized (unindexed), from
+ * jsmn and the same walk over its compact text: most large texts are
+ * passed on or printed whole.
  *
  * BLOCKS. Materializing a small container builds its members all at
  * once, so they share one allocation, a block (tt_block): the members
@@ -334,10 +343,10 @@ size_t tt_json_unescape(const char *s, size_t len, char *out);
 const char *tt_json_skip_string(const char *s, const char *end);
 const char *tt_json_skip_value(const char *s, const char *end);
 
-/* Builds the token index of an unindexed text (t->unindexed): one scan
- * of the compact, valid text. Only the thread materializing the text's
- * root calls it, and nothing else refers to such a text, so it changes t
- * in place. */
+/* Builds the token index of an unindexed text (t->unindexed), with the
+ * parser's tokenizer and walk over the compact, valid text (json_parse.c).
+ * Only the thread materializing the text's root calls it, and nothing
+ * else refers to such a text, so it changes t in place. */
 void tt_json_text_index(tt_json_text *t);
 
 /* Builds the direct members of raw container v from token tok of t

@@ -1,16 +1,48 @@
 /*
- * json_parse.c: JSON text to values. One pass over the text enforces RFC
- * 8259 byte by byte (strings, escapes, UTF-8, numbers, literals,
- * structure, nesting), drops insignificant whitespace, and records the
- * token index that lazy materialization uses (json_internal.h). Building
- * values from the result is json_build.c's part.
+ * json_parse.c: JSON text to values. jsmn tokenizes, compiled once here in
+ * strict mode with parent links; a validation pass of our own then walks
+ * the text and jsmn's tokens together and enforces RFC 8259, which jsmn
+ * alone does not (it accepts "[1 2]", "[01]", bare control characters and
+ * more). The walk checks every byte itself: the gaps between tokens
+ * (whitespace, and exactly the ',' and ':' the grammar wants there), the
+ * strings (escapes, UTF-8, control characters), numbers, literals and
+ * nesting, and each token jsmn produced must start, end and be of the kind
+ * the walk finds there. The same pass drops insignificant whitespace and
+ * turns jsmn's tokens into the compact index that lazy materialization
+ * uses (json_internal.h). Building values from the result is
+ * json_build.c's part.
  *
- * A large text gets no token index here: most large texts are passed on
- * or printed whole (a state_read answer), and an index costs more memory
- * than the text itself. Its index is built when something first looks
+ * jsmn works in a small window of tokens that the walk drains: when the
+ * window is full, jsmn stops (JSMN_ERROR_NOMEM), the walk takes what it
+ * holds, and the window is compacted down to the tokens jsmn still looks
+ * at (the chain of parents of its last token), after which jsmn resumes
+ * where it stopped. jsmn's own tokens (20 bytes each) therefore never take
+ * more than the window, whatever the size of the text, and jsmn never runs
+ * more than one window ahead of the walk, so the walk's nesting limit
+ * bounds how long jsmn spends following parent links when it closes
+ * brackets.
+ *
+ * When jsmn gives up early (it stops at the first error, or at a NUL
+ * byte), the walk keeps validating without tokens, so the error reported
+ * is always the first one in the text, with its offset. A text the walk
+ * accepts but jsmn does not, or tokenizes differently, is rejected.
+ *
+ * A document that is a single scalar has no structure to tokenize, and
+ * jsmn in strict mode cannot tokenize a number or literal that ends the
+ * input: the walk validates it alone and it is built directly.
+ *
+ * A large text gets no token index when parsed: most large texts are
+ * passed on or printed whole (a state_read answer), and an index costs
+ * more memory than the text itself. Its index is built by the same
+ * tokenizer and walk over its compact text when something first looks
  * inside (tt_json_text_index); what the index would have shown at once,
  * an object repeating a key, is found from a log of the keys instead.
  */
+#define JSMN_STRICT
+#define JSMN_PARENT_LINKS
+#define JSMN_STATIC
+#include <jsmn.h>
+
 #include <limits.h>
 #include <stdarg.h>
 #if defined(__SSE2__)
@@ -55,6 +87,20 @@ typedef struct walker {
   const char *s;
   size_t len;
   size_t pos;
+  /* jsmn's tokens: the window jt[0..jp.toknext) of jcap tokens, of which
+   * the walk has taken those before ti. jrc is what jsmn_parse last
+   * returned: JSMN_ERROR_NOMEM while it has more to give. follow is
+   * cleared when the tokens run out or stop agreeing with the text, and
+   * disagree_at then records where, unless jsmn had reported an error
+   * (which the walk finds for itself). */
+  jsmn_parser jp;
+  jsmntok_t *jt;
+  unsigned jcap;
+  unsigned ti;
+  int jrc;
+  bool follow;
+  bool jt_heap; /* jt is the large window, a heap allocation */
+  size_t disagree_at;
   /* Output: the token index (NULL when none is built: a document that is
    * a single scalar, or a large text) and the compacted text (NULL for a
    * single scalar). out starts in the caller's buffer of cap tokens. */
@@ -191,6 +237,131 @@ static void push_suspect(walker *w, uint32_t v) {
         tt_realloc(w->suspects, w->suspects_cap * sizeof *w->suspects);
   }
   w->suspects[w->nsuspects++] = v;
+}
+
+/* ---- jsmn's tokens ---- */
+
+/* Tokens in the window jsmn fills, on the stack: enough for most protocol
+ * messages and state file events in one call of jsmn_parse. */
+#define JSMN_WINDOW 256
+/* The window once what jsmn still needs, a chain of parents with at most
+ * two tokens per level of nesting (an object and the key whose value is
+ * open), would take more than half of the small one: room for the deepest
+ * chain the walk lets through and as many new tokens. */
+#define JSMN_BIG_WINDOW (2 * (2 * TETHER_JSON_MAX_DEPTH + 8))
+
+/* Notes that jsmn's tokens stopped agreeing with the text at offset pos:
+ * the walk goes on without them, and rejects the text should it find
+ * nothing wrong itself. */
+static void disagree(walker *w, size_t pos) {
+  w->follow = false;
+  if (w->disagree_at == SIZE_MAX)
+    w->disagree_at = pos;
+}
+
+/* Lets jsmn go on once the walk has taken every token of a full window.
+ * Only the tokens jsmn reads again stay: the last one and its chain of
+ * parents (closing a bracket follows the parent links up from the last
+ * token; toksuper, the open container or key that takes the next value,
+ * is on that chain). They move to the front of the window in their order,
+ * their parent links are renumbered, and jsmn resumes where it stopped.
+ * Returns whether new tokens came. */
+static bool refill(walker *w) {
+  if (w->jrc != JSMN_ERROR_NOMEM || w->jp.toknext == 0)
+    return false;
+  jsmntok_t *jt = w->jt;
+  /* Up the chain, turning the parent links into child links: the chain
+   * is then walked down from its top, in the order the tokens had. */
+  int cur = (int)w->jp.toknext - 1, prev = -1, super_up = -1;
+  unsigned k = 0;
+  while (cur != -1) {
+    if (cur == w->jp.toksuper)
+      super_up = (int)k;
+    int up = jt[cur].parent;
+    jt[cur].parent = prev;
+    prev = cur;
+    cur = up;
+    k++;
+  }
+  if (w->jp.toksuper != -1 && super_up < 0)
+    return false;
+  jsmntok_t *to = jt;
+  if (k > w->jcap / 2) {
+    if (w->jt_heap)
+      return false; /* deeper than the walk allows: it stops before */
+    to = tt_malloc(JSMN_BIG_WINDOW * sizeof *to);
+  }
+  /* Token i of the chain lies at or after index i and before the tokens
+   * after it in the chain, so copying front to back overwrites none of
+   * those still to be copied. */
+  for (unsigned i = 0; i < k; i++) {
+    int down = jt[prev].parent;
+    to[i] = jt[prev];
+    to[i].parent = (int)i - 1;
+    prev = down;
+  }
+  if (to != jt) {
+    w->jt = to;
+    w->jcap = JSMN_BIG_WINDOW;
+    w->jt_heap = true;
+  }
+  w->jp.toknext = k;
+  w->jp.toksuper = w->jp.toksuper == -1 ? -1 : (int)(k - 1) - super_up;
+  w->ti = k;
+  w->jrc = jsmn_parse(&w->jp, w->s, w->len, w->jt, w->jcap);
+  return w->ti < w->jp.toknext;
+}
+
+/* Takes jsmn's next token for the value the walk finds at input offset
+ * pos: it must be of the given type and start there (past the quote for
+ * a string). Returns where jsmn says it ends, or SIZE_MAX when the walk
+ * is not following jsmn (any more). */
+static inline size_t claim(walker *w, jsmntype_t type, size_t pos) {
+  if (!w->follow)
+    return SIZE_MAX;
+  if (w->ti == w->jp.toknext && !refill(w)) {
+    disagree(w, pos);
+    return SIZE_MAX;
+  }
+  const jsmntok_t *t = &w->jt[w->ti];
+  if (t->type != type ||
+      t->start != (int)(type == JSMN_STRING ? pos + 1 : pos)) {
+    disagree(w, pos);
+    return SIZE_MAX;
+  }
+  w->ti++;
+  return (size_t)(unsigned)t->end;
+}
+
+/* Checks that jsmn ends a token where the walk does (input offset end). */
+static inline void claim_end(walker *w, size_t jend, size_t end) {
+  if (jend != end && jend != SIZE_MAX)
+    disagree(w, end);
+}
+
+/* Starts jsmn on the walk's text, in the window on the caller's stack. */
+static void start_jsmn(walker *w, jsmntok_t *window) {
+  jsmn_init(&w->jp);
+  w->jt = window;
+  w->jcap = JSMN_WINDOW;
+  w->jt_heap = false;
+  w->ti = 0;
+  w->follow = true;
+  w->disagree_at = SIZE_MAX;
+  w->jrc = jsmn_parse(&w->jp, w->s, w->len, w->jt, w->jcap);
+}
+
+/* After a walk that found the text valid: whether jsmn read it the same
+ * way, every token taken and nothing left over, to its last byte. */
+static bool jsmn_agrees(const walker *w) {
+  return w->follow && w->jrc >= 0 && w->ti == w->jp.toknext &&
+         w->jp.pos == w->len;
+}
+
+static void stop_jsmn(walker *w) {
+  if (w->jt_heap)
+    free(w->jt);
+  w->jt = NULL;
 }
 
 /* ---- Scalars ---- */
@@ -558,7 +729,7 @@ static bool walk(walker *w) {
   bool escaped;
   char buf[16];
   uint32_t t;
-  size_t next;
+  size_t next, jend;
 
 value:
   if (pos >= len) {
@@ -579,6 +750,7 @@ value:
       st = tt_malloc(TETHER_JSON_MAX_DEPTH * sizeof *st);
       memcpy(st, small, sizeof small);
     }
+    claim(w, object ? JSMN_OBJECT : JSMN_ARRAY, pos);
     t = new_token(w, pos);
     st[depth++] = (frame){t, 0, (uint32_t)w->nkeys, object, false, 0};
     pos = skip_ws(w, pos + 1);
@@ -590,9 +762,11 @@ value:
   }
   case '"':
     escaped = false;
+    jend = claim(w, JSMN_STRING, pos);
     t = new_token(w, pos);
     if (!(next = scan_string(w, pos, &escaped)))
       goto out;
+    claim_end(w, jend, next - 1);
     if (escaped)
       canonicalize_string(w, pos, next);
     pos = next;
@@ -609,17 +783,21 @@ value:
   case '7':
   case '8':
   case '9':
+    jend = claim(w, JSMN_PRIMITIVE, pos);
     t = new_token(w, pos);
     if (!(pos = scan_number(w, pos)))
       goto out;
+    claim_end(w, jend, pos);
     finish_token(w, t, pos);
     goto after_value;
   case 't':
   case 'f':
   case 'n':
+    jend = claim(w, JSMN_PRIMITIVE, pos);
     t = new_token(w, pos);
     if (!(pos = scan_literal(w, pos)))
       goto out;
+    claim_end(w, jend, pos);
     finish_token(w, t, pos);
     goto after_value;
   default:
@@ -636,10 +814,12 @@ key:
   {
     size_t kstart = pos + 1, shift = w->shift;
     escaped = false;
+    jend = claim(w, JSMN_STRING, pos);
     t = new_token(w, pos);
     if (!(next = scan_string(w, pos, &escaped)))
       goto out;
     size_t in_end = next - 1;
+    claim_end(w, jend, in_end);
     if (escaped)
       canonicalize_string(w, pos, next);
     pos = next;
@@ -742,6 +922,17 @@ out:
   w->pos = pos;
   if (st != small)
     free(st);
+  return ok;
+}
+
+/* Walks w's text following jsmn's tokens (start_jsmn has run), and lets
+ * go of jsmn's window. */
+static bool walk_tokens(walker *w) {
+  bool ok = walk(w);
+  if (ok && !jsmn_agrees(w))
+    ok = fail(w, w->disagree_at != SIZE_MAX ? w->disagree_at : w->pos,
+              "tokenizer disagrees with the validator");
+  stop_jsmn(w);
   return ok;
 }
 
@@ -869,13 +1060,15 @@ tether_json *tether_json_parse(const char *text, size_t len,
   char stack_text[STACK_TEXT];
   bool lazy = len >= LAZY_INDEX_MIN;
   bool dst_on_stack = len < sizeof stack_text;
+  jsmntok_t window[JSMN_WINDOW];
   walker w = {.s = text,
               .len = len,
               .out = lazy ? NULL : stack_toks,
               .cap = lazy ? 0 : STACK_TOKENS,
               .dst = dst_on_stack ? stack_text : large_buffer(len + 1),
               .err = err};
-  bool ok = walk(&w);
+  start_jsmn(&w, window);
+  bool ok = walk_tokens(&w);
   free(w.keys);
   if (!ok) {
     if (w.out_heap)
@@ -907,4 +1100,34 @@ tether_json *tether_json_parse(const char *text, size_t len,
     t->dups = repeats_key(t, w.suspects[i]);
   free(w.suspects);
   return root;
+}
+
+/* ---- Indexing a large text ---- */
+
+void tt_json_text_index(tt_json_text *t) {
+  /* About one token per eight bytes is typical; the array grows. The
+   * text came from a parse, so it is shorter than INT_MAX. */
+  uint32_t cap = (uint32_t)(t->len / 8 + 16);
+  jsmntok_t window[JSMN_WINDOW];
+  walker w = {.s = t->text,
+              .len = t->len,
+              .out = tt_malloc((size_t)cap * sizeof(tt_tok)),
+              .cap = cap,
+              .out_heap = true};
+  /* The same tokenizer and walk as parsing, over the compact text: the
+   * walk writes nothing (dst is NULL) and only records the tokens. */
+  start_jsmn(&w, window);
+  bool ok = walk_tokens(&w);
+  free(w.keys);
+  free(w.suspects);
+  t->unindexed = false;
+  if (!ok || !w.ntok) {
+    /* Cannot happen for a text this file wrote; without tokens, the root
+     * is materialized by scanning the compact text (json_build.c). */
+    free(w.out);
+    return;
+  }
+  t->toks = tt_realloc(w.out, (size_t)w.ntok * sizeof *t->toks);
+  t->ntok = w.ntok;
+  t->own_toks = true;
 }

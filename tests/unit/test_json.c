@@ -604,6 +604,84 @@ static void test_nesting_huge(void **state) {
   free(s);
 }
 
+static void test_many_tokens_and_deep_chains(void **state) {
+  (void)state;
+  /* jsmn fills a window of tokens that the walk drains; what jsmn still
+   * needs moves to its front, and a deep chain needs the large window.
+   * Every combination must read like a single pass: same values, same
+   * errors at the same offsets. */
+  tether_buf b;
+  tether_buf_init(&b);
+  for (size_t depth = 1; depth <= TETHER_JSON_MAX_DEPTH; depth += 340) {
+    for (int ws = 0; ws < 2; ws++) {
+      b.len = 0;
+      for (size_t i = 0; i < depth; i++)
+        tether_buf_append_str(&b, i % 2 ? "{\"k\":" : "[");
+      for (int i = 0; i < 700; i++)
+        tether_buf_printf(&b, "%s%s{\"a\":[%d,\"s\\n\",true]}", i ? "," : "",
+                          ws ? " \n" : "", i);
+      /* The depth is odd: the innermost container is an array. */
+      tether_buf_append_str(&b, "]");
+      for (size_t i = depth - 1; i-- > 0;)
+        tether_buf_append_str(&b, i % 2 ? "}" : "]");
+      tether_json *v = parse_n(b.data, b.len);
+      force_all(v);
+      char *d = dump(v);
+      tether_json *w = parse(d);
+      assert_true(tether_json_equal(v, w));
+      free(d);
+      tether_json_unref(v);
+      tether_json_unref(w);
+      /* A missing comma after many tokens: found where it is. */
+      char *bad = strdup(b.data);
+      char *at = strstr(bad, "{\"a\":[650,");
+      assert_non_null(at);
+      at[ws ? -3 : -1] = ' ';
+      tether_json_error err;
+      assert_null(tether_json_parse(bad, b.len, &err));
+      assert_int_equal(err.offset, (size_t)(at - bad));
+      assert_non_null(strstr(err.message, "expected ','"));
+      free(bad);
+    }
+  }
+  /* A large text (indexed when first looked into) nested to the limit,
+   * with whitespace and escapes. */
+  b.len = 0;
+  for (size_t i = 0; i < TETHER_JSON_MAX_DEPTH - 2; i++)
+    tether_buf_append_str(&b, "[ ");
+  for (int i = 0; i < 20000; i++)
+    tether_buf_printf(&b, "%s{\"k\\u0041\": [%d, \"x\"]}", i ? ", " : "", i);
+  for (size_t i = 0; i < TETHER_JSON_MAX_DEPTH - 2; i++)
+    tether_buf_append_str(&b, " ]");
+  assert_true(b.len >= 64 * 1024);
+  tether_json *v = parse_n(b.data, b.len);
+  force_all(v);
+  const tether_json *in = v;
+  for (size_t i = 0; i < TETHER_JSON_MAX_DEPTH - 3; i++)
+    in = tether_json_array_get(in, 0);
+  assert_int_equal(tether_json_array_size(in), 20000);
+  int64_t last = 0;
+  assert_true(tether_json_get_int(
+      tether_json_array_get(
+          tether_json_object_get(tether_json_array_get(in, 19999), "kA"), 0),
+      &last));
+  assert_int_equal(last, 19999);
+  tether_json_unref(v);
+  /* The same one level deeper: rejected at the bracket. */
+  tether_json_error err;
+  b.len = 0;
+  for (size_t i = 0; i < TETHER_JSON_MAX_DEPTH + 1; i++)
+    tether_buf_append_str(&b, "[ ");
+  for (int i = 0; i < 20000; i++)
+    tether_buf_printf(&b, "%s[%d]", i ? ", " : "", i);
+  for (size_t i = 0; i < TETHER_JSON_MAX_DEPTH + 1; i++)
+    tether_buf_append_str(&b, " ]");
+  assert_null(tether_json_parse(b.data, b.len, &err));
+  assert_int_equal(err.offset, 2 * TETHER_JSON_MAX_DEPTH);
+  assert_non_null(strstr(err.message, "nesting deeper than 1024"));
+  tether_buf_free(&b);
+}
+
 /* ---- Strings ---- */
 
 static void test_strings(void **state) {
@@ -1835,6 +1913,7 @@ int main(void) {
       cmocka_unit_test(test_input_too_large),
       cmocka_unit_test(test_nesting_limit),
       cmocka_unit_test(test_nesting_huge),
+      cmocka_unit_test(test_many_tokens_and_deep_chains),
       cmocka_unit_test(test_strings),
       cmocka_unit_test(test_long_strings_and_escapes),
       cmocka_unit_test(test_number_equality),
