@@ -332,24 +332,7 @@ static void report_reply(const char *who, const tt_reply *r) {
   tether_buf_free(&b);
 }
 
-static const char *ing(tt_op op) {
-  switch (op) {
-  case TT_OP_CREATE:
-    return "creating";
-  case TT_OP_UPDATE:
-    return "updating";
-  case TT_OP_DELETE:
-    return "deleting";
-  }
-  return "?";
-}
-
 /* ---- JSON helpers ---- */
-
-static const tether_json *member(const tether_json *obj, const char *key) {
-  return obj && tether_json_is_object(obj) ? tether_json_object_get(obj, key)
-                                           : NULL;
-}
 
 static tether_json *object_or_empty(const tether_json *v) {
   return v && tether_json_is_object(v) ? tether_json_ref(v)
@@ -367,19 +350,8 @@ static tether_json *resource_value(const char *type, const tether_json *inputs,
 
 static bool type_has_operation(const slot *sl, const char *type,
                                const char *op) {
-  const tether_json *t = member(sl->types, type);
-  const tether_json *ops = member(t, "operations");
-  if (!t)
-    return false;
-  if (!ops || !tether_json_is_array(ops))
-    return true;
-  for (size_t i = 0; i < tether_json_array_size(ops); i++) {
-    const tether_json *o = tether_json_array_get(ops, i);
-    if (tether_json_is_string(o) &&
-        strcmp(tether_json_string_value(o), op) == 0)
-      return true;
-  }
-  return false;
+  const tether_json *t = tt_json_member(sl->types, type);
+  return t && tt_type_has_operation(t, op);
 }
 
 /* ---- Processes ---- */
@@ -679,7 +651,7 @@ static void store_opened(engine *e) {
 /* The holder named in a -32020 error is the provider process; the tether
  * that started it is what a person recognises, found from its parent. */
 static void describe_holder(const tether_json *data, tether_buf *out) {
-  const char *holder = tether_json_string_value(member(data, "holder"));
+  const char *holder = tether_json_string_value(tt_json_member(data, "holder"));
   long pid;
   if (!holder || sscanf(holder, "pid %ld", &pid) != 1 || pid <= 0)
     return;
@@ -715,10 +687,10 @@ static void on_state_read(engine *e, req *q, const tt_reply *r) {
   if (e->phase != PH_OPENING && e->phase != PH_RUNNING)
     return;
   if (r->kind == TT_REPLY_RESULT) {
-    const tether_json *state = member(r->result, "state");
+    const tether_json *state = tt_json_member(r->result, "state");
     uint64_t index = 0;
     if (!state || !tether_json_is_object(state) ||
-        !tether_json_get_uint(member(r->result, "index"), &index)) {
+        !tether_json_get_uint(tt_json_member(r->result, "index"), &index)) {
       set_fatal(e, "state store '%s': state_read answered without a state "
                    "object and an index",
                 st->r->path);
@@ -779,14 +751,14 @@ static void on_bootstrap_answer(engine *e, req *q, const tt_reply *r) {
     return;
   }
   if (q->method == M_READ) {
-    const tether_json *exists = member(r->result, "exists");
+    const tether_json *exists = tt_json_member(r->result, "exists");
     if (!exists || !tether_json_bool_value(exists)) {
       /* Nothing there yet: an apply will create it. */
       store_opened(e);
       return;
     }
   }
-  const tether_json *out = member(r->result, "outputProperties");
+  const tether_json *out = tt_json_member(r->result, "outputProperties");
   st->boot_outputs = object_or_empty(out);
   tether_json *res = st->resource;
   st->resource = tether_json_object_set(res, "outputProperties",
@@ -851,13 +823,13 @@ static void open_chained(engine *e, store_rt *st) {
       parent->state ? tether_json_pointer_get(parent->state, r->record_pointer,
                                               NULL)
                     : NULL;
-  const char *type = tether_json_string_value(member(rec, "type"));
+  const char *type = tether_json_string_value(tt_json_member(rec, "type"));
   if (!rec || !type || strcmp(type, r->type) != 0) {
     store_opened(e);
     return;
   }
-  st->resource = resource_value(type, member(rec, "inputProperties"),
-                                member(rec, "outputProperties"));
+  st->resource = resource_value(type, tt_json_member(rec, "inputProperties"),
+                                tt_json_member(rec, "outputProperties"));
   read_store(e, st, on_state_read);
 }
 
@@ -952,8 +924,8 @@ static void on_refresh_read(engine *e, req *q, const tt_reply *r) {
     free(line);
   } else if (e->phase == PH_REFRESHING) {
     const tether_json *rec = tether_json_pointer_get(st->state, rr->pointer, NULL);
-    bool exists = tether_json_bool_value(member(r->result, "exists"));
-    const tether_json *out = member(r->result, "outputProperties");
+    bool exists = tether_json_bool_value(tt_json_member(r->result, "exists"));
+    const tether_json *out = tt_json_member(r->result, "outputProperties");
     tether_json *patch = NULL;
     if (!exists) {
       say(e, "%s! %s: no longer exists; it will be created again%s\n",
@@ -964,7 +936,8 @@ static void on_refresh_read(engine *e, req *q, const tt_reply *r) {
       op = tether_json_object_set(op, "path", tether_json_string(rr->pointer));
       patch = tether_json_array_append(patch, op);
     } else if (out && tether_json_is_object(out) &&
-               !tether_json_equal(out, member(rec, "outputProperties"))) {
+               !tether_json_equal(out,
+                                  tt_json_member(rec, "outputProperties"))) {
       say(e, "%s! %s: its outputs changed outside tether%s\n",
           col(e, C_YELLOW), rr->path, col(e, C_RESET));
       char *ptr = format("%s/outputProperties", rr->pointer);
@@ -995,40 +968,27 @@ static void on_refresh_read(engine *e, req *q, const tt_reply *r) {
   refresh_done(e);
 }
 
-/* The deployment a record's provider is looked up from: its own when it is
- * still in the file, else the nearest enclosing one that is. */
-static const tt_deployment *record_scope(const tt_model *m, const char *dpath) {
-  size_t len = strlen(dpath);
-  for (;;) {
-    tt_deployment *d = tt_model_find_deployment(m, dpath, len);
-    if (d)
-      return d;
-    while (len > 0 && dpath[len - 1] != '/')
-      len--;
-    if (len > 0)
-      len--;
-  }
-}
-
 static void refresh_container(engine *e, store_rt *st,
                               const tether_json *container, tether_buf *ptr,
                               tether_buf *dpath) {
-  const tether_json *res = member(container, "resources");
+  const tether_json *res = tt_json_member(container, "resources");
   size_t it = 0;
   const char *key;
   size_t klen;
   tether_json *rec;
   while (res && tether_json_is_object(res) &&
          tether_json_object_next(res, &it, &key, &klen, &rec)) {
-    const char *status = tether_json_string_value(member(rec, "status"));
-    const char *type = tether_json_string_value(member(rec, "type"));
-    const char *pname = tether_json_string_value(member(rec, "provider"));
-    if (!type || !pname || member(rec, "replaces") ||
+    const char *status =
+        tether_json_string_value(tt_json_member(rec, "status"));
+    const char *type = tether_json_string_value(tt_json_member(rec, "type"));
+    const char *pname =
+        tether_json_string_value(tt_json_member(rec, "provider"));
+    if (!type || !pname || tt_json_member(rec, "replaces") ||
         (status && strcmp(status, "created") != 0 &&
          strcmp(status, "updated") != 0))
       continue;
     const tt_provider_decl *d = tt_deployment_find_provider(
-        record_scope(e->m, dpath->data ? dpath->data : ""), pname,
+        tt_record_scope(e->m, dpath->data ? dpath->data : ""), pname,
         strlen(pname));
     if (!d)
       continue;
@@ -1049,12 +1009,12 @@ static void refresh_container(engine *e, store_rt *st,
     tether_json *params = tether_json_object();
     params = tether_json_object_set(
         params, "resource",
-        resource_value(type, member(rec, "inputProperties"),
-                       member(rec, "outputProperties")));
+        resource_value(type, tt_json_member(rec, "inputProperties"),
+                       tt_json_member(rec, "outputProperties")));
     e->refreshing++;
     send_request(e, pr, M_READ, params, on_refresh_read, rr, false);
   }
-  const tether_json *deps = member(container, "deployments");
+  const tether_json *deps = tt_json_member(container, "deployments");
   it = 0;
   tether_json *sub;
   while (deps && tether_json_is_object(deps) &&
@@ -1296,7 +1256,7 @@ static void start_step(engine *e, size_t i) {
                          ? (t->order == TT_REPLACE_DELETE_FIRST
                                 ? "replacing (delete first)"
                                 : "replacing")
-                         : ing(s->ops[0]);
+                         : tt_op_progress(s->ops[0]);
   say(e, "%s: %s...\n", t->path, what);
   run_op(e, s);
 }
@@ -1305,12 +1265,13 @@ static void after_store_reread(engine *e, req *q, const tt_reply *r) {
   step_rt *s = q->ctx;
   store_rt *st = s->own_store;
   if (r->kind == TT_REPLY_RESULT) {
-    const tether_json *state = member(r->result, "state");
+    const tether_json *state = tt_json_member(r->result, "state");
     uint64_t index = 0;
     if (state && tether_json_is_object(state) &&
-        tether_json_get_uint(member(r->result, "index"), &index)) {
-      size_t held = tether_json_object_size(member(state, "resources")) +
-                    tether_json_object_size(member(state, "deployments"));
+        tether_json_get_uint(tt_json_member(r->result, "index"), &index)) {
+      size_t held =
+          tether_json_object_size(tt_json_member(state, "resources")) +
+          tether_json_object_size(tt_json_member(state, "deployments"));
       st->state = tether_json_ref(state);
       st->index = index;
       if (held) {
@@ -1395,7 +1356,7 @@ static void on_op_reply(engine *e, req *q, const tt_reply *r) {
   if (r->kind == TT_REPLY_RESULT) {
     if (op != TT_OP_DELETE) {
       tether_json_unref(s->out);
-      s->out = object_or_empty(member(r->result, "outputProperties"));
+      s->out = object_or_empty(tt_json_member(r->result, "outputProperties"));
     }
     static const char *const result_event[] = {"created", "updated",
                                                "deleted"};
@@ -1411,7 +1372,8 @@ static void on_op_reply(engine *e, req *q, const tt_reply *r) {
                        : reply_line(r);
   const tether_json *partial =
       r->kind == TT_REPLY_ERROR
-          ? member(member(r->data, "partial"), "outputProperties")
+          ? tt_json_member(tt_json_member(r->data, "partial"),
+                           "outputProperties")
           : NULL;
   if (partial && tether_json_is_object(partial) && op != TT_OP_DELETE) {
     /* The resource exists in the state the provider reports, which is not
@@ -1676,9 +1638,8 @@ static void on_tick(uv_timer_t *h) {
         continue;
       q->next_report_ns += STILL_RUNNING_EVERY_NS;
       step_rt *s = q->ctx;
-      say(e, "%s: still %s... (%llus elapsed)\n",
-          e->plan->steps[s->index].path, ing(s->ops[s->k]),
-          (now - q->sent_ns) / 1000000000ull);
+      say(e, "%s: still %s... (%llus elapsed)\n", e->plan->steps[s->index].path,
+          tt_op_progress(s->ops[s->k]), (now - q->sent_ns) / 1000000000ull);
     }
 }
 

@@ -423,7 +423,9 @@ struct suite {
   char *tmp; /* the suite's temporary directory */
   unsigned ndirs;
   unsigned passed, failed, skipped;
-  const char *current; /* the case running, for findings */
+  /* The case running, for findings. A copy: per-type case names are
+   * built in arrays that end with their case. */
+  char current[160];
   uint64_t teardown_ms;
   /* What initialize answered (owned), or NULL when it failed. */
   tether_json *init;
@@ -502,7 +504,7 @@ static bool wanted(const struct suite *s, const char *name) {
 }
 
 static void begin(struct suite *s, const char *name) {
-  s->current = name;
+  snprintf(s->current, sizeof s->current, "%s", name);
   if (s->o->verbose && wanted(s, name))
     fprintf(stderr, "-- %s\n", name);
 }
@@ -1005,6 +1007,73 @@ static bool open_session(struct suite *s, struct session *ss, const char *cwd,
   return false;
 }
 
+/* ---- Cases ---- */
+
+/* Whether the run wants case `name`; announces it when it does. */
+static bool case_begin(struct suite *s, const char *name) {
+  if (!wanted(s, name))
+    return false;
+  begin(s, name);
+  return true;
+}
+
+/* Starts the provider for case `name` in cwd and takes it through
+ * initialize, with f made ready for the case's problems. When that fails,
+ * the case is reported as failed and the answer is false. */
+static bool case_session(struct suite *s, const char *name, struct session *ss,
+                         const char *cwd, tt_framing framing, tether_buf *f) {
+  if (!open_session(s, ss, cwd, framing, name))
+    return false;
+  tether_buf_init(f);
+  return true;
+}
+
+/* case_begin, then case_session in the suite's directory: false when the
+ * case is not wanted or has been reported as failed. */
+static bool case_open(struct suite *s, const char *name, struct session *ss,
+                      tt_framing framing, tether_buf *f) {
+  return case_begin(s, name) && case_session(s, name, ss, s->tmp, framing, f);
+}
+
+/* case_session in a directory of its own, for a case that creates
+ * resources. Returns the directory, which the caller frees, or NULL when
+ * the case has been reported as failed. */
+static char *case_session_in_fresh_dir(struct suite *s, const char *name,
+                                       struct session *ss, tether_buf *f) {
+  char *dir = fresh_dir(s);
+  if (!case_session(s, name, ss, dir, s->o->framing, f)) {
+    free(dir);
+    return NULL;
+  }
+  return dir;
+}
+
+/* case_begin, then a provider started but not initialized, for the cases
+ * about what comes before initialize or instead of it; f is made ready for
+ * the case's problems. When the provider cannot be started, the case is
+ * reported as failed and the answer is false. */
+static bool case_open_uninitialized(struct suite *s, const char *name,
+                                    struct session *ss, tt_framing framing,
+                                    tether_buf *f) {
+  if (!case_begin(s, name))
+    return false;
+  tether_buf_init(f);
+  if (!session_start(s, ss, s->tmp, framing, false, f)) {
+    report(s, name, V_FAIL, f->data);
+    tether_buf_free(f);
+    return false;
+  }
+  return true;
+}
+
+/* Ends a case: the session first, so that what it finds at the end is
+ * recorded, then the verdict from the problems in f, which it frees. */
+static void case_close(struct suite *s, const char *name, struct session *ss,
+                       tether_buf *f) {
+  session_end(ss);
+  verdict_of(s, name, f);
+}
+
 /* ---- Expectations ---- */
 
 /* Each expectation appends "CTX: expected X, got Y" to f when it fails;
@@ -1314,17 +1383,10 @@ static void check_initialize(struct suite *s) {
  * still works afterwards. */
 static void check_before_initialize(struct suite *s) {
   const char *name = "before-initialize";
-  if (!wanted(s, name))
-    return;
-  begin(s, name);
   struct session ss;
   tether_buf f;
-  tether_buf_init(&f);
-  if (!session_start(s, &ss, s->tmp, s->o->framing, false, &f)) {
-    report(s, name, V_FAIL, f.data);
-    tether_buf_free(&f);
+  if (!case_open_uninitialized(s, name, &ss, s->o->framing, &f))
     return;
-  }
   /* The first answer of a process that has just started: it gets the
    * start timeout, as initialize would. */
   answer a;
@@ -1340,24 +1402,16 @@ static void check_before_initialize(struct suite *s) {
     }
     answer_free(&a);
   }
-  session_end(&ss);
-  verdict_of(s, name, &f);
+  case_close(s, name, &ss, &f);
 }
 
 /* A version the provider cannot speak gets -32602 with data.supported. */
 static void check_protocol_version(struct suite *s) {
   const char *name = "protocol-version";
-  if (!wanted(s, name))
-    return;
-  begin(s, name);
   struct session ss;
   tether_buf f;
-  tether_buf_init(&f);
-  if (!session_start(s, &ss, s->tmp, s->o->framing, false, &f)) {
-    report(s, name, V_FAIL, f.data);
-    tether_buf_free(&f);
+  if (!case_open_uninitialized(s, name, &ss, s->o->framing, &f))
     return;
-  }
   answer a;
   call(&ss, "initialize", initialize_params(999), s->o->start_timeout_ms, &a);
   if (expect_error(&a, TETHER_ERR_INVALID_PARAMS,
@@ -1375,17 +1429,15 @@ static void check_protocol_version(struct suite *s) {
     }
   }
   answer_free(&a);
-  session_end(&ss);
-  verdict_of(s, name, &f);
+  case_close(s, name, &ss, &f);
 }
 
 /* Started from a terminal without a host, a provider prints a one-line
  * hint on stderr and exits 1 (SPEC section 1). */
 static void check_tty(struct suite *s) {
   const char *name = "tty";
-  if (!wanted(s, name))
+  if (!case_begin(s, name))
     return;
-  begin(s, name);
   struct session ss;
   tether_buf f;
   tether_buf_init(&f);
@@ -1437,21 +1489,16 @@ static void check_tty(struct suite *s) {
 
 static void check_unknown_method(struct suite *s) {
   const char *name = "unknown-method";
-  if (!wanted(s, name))
-    return;
-  begin(s, name);
   struct session ss;
-  if (!open_session(s, &ss, s->tmp, s->o->framing, name))
-    return;
   tether_buf f;
-  tether_buf_init(&f);
+  if (!case_open(s, name, &ss, s->o->framing, &f))
+    return;
   answer a;
   call(&ss, NO_SUCH_METHOD, tether_json_object(), 0, &a);
   expect_error(&a, TETHER_ERR_METHOD_NOT_FOUND,
                "a request for method \"" NO_SUCH_METHOD "\"", &f);
   answer_free(&a);
-  session_end(&ss);
-  verdict_of(s, name, &f);
+  case_close(s, name, &ss, &f);
 }
 
 /* A follow-up request proves the provider survived what came before. */
@@ -1467,14 +1514,10 @@ static void expect_alive(struct session *ss, const char *after, tether_buf *f) {
 
 static void check_parse_error(struct suite *s) {
   const char *name = "parse-error";
-  if (!wanted(s, name))
-    return;
-  begin(s, name);
   struct session ss;
-  if (!open_session(s, &ss, s->tmp, s->o->framing, name))
-    return;
   tether_buf f;
-  tether_buf_init(&f);
+  if (!case_open(s, name, &ss, s->o->framing, &f))
+    return;
   answer a;
   probe(&ss, "{\"jsonrpc\":\"2.0\",\"id\":", NULL, false, &a);
   expect_error(&a, TETHER_ERR_PARSE,
@@ -1483,8 +1526,7 @@ static void check_parse_error(struct suite *s) {
                &f);
   answer_free(&a);
   expect_alive(&ss, "a parse error", &f);
-  session_end(&ss);
-  verdict_of(s, name, &f);
+  case_close(s, name, &ss, &f);
 }
 
 /* Text that is not RFC 8259 JSON is refused with -32700, however close
@@ -1515,14 +1557,10 @@ static void check_strict_json(struct suite *s) {
        "105"},
   };
   const char *name = "strict-json";
-  if (!wanted(s, name))
-    return;
-  begin(s, name);
   struct session ss;
-  if (!open_session(s, &ss, s->tmp, s->o->framing, name))
-    return;
   tether_buf f;
-  tether_buf_init(&f);
+  if (!case_open(s, name, &ss, s->o->framing, &f))
+    return;
   for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
     answer a;
     probe(&ss, probes[i].text, probes[i].id, true, &a);
@@ -1541,18 +1579,15 @@ static void check_strict_json(struct suite *s) {
     }
     answer_free(&a);
   }
-  session_end(&ss);
-  verdict_of(s, name, &f);
+  case_close(s, name, &ss, &f);
 }
 
 /* Nesting deeper than the parser's limit is an error, never a crash. */
 static void check_deep_nesting(struct suite *s) {
   const char *name = "deep-nesting";
-  if (!wanted(s, name))
-    return;
-  begin(s, name);
   struct session ss;
-  if (!open_session(s, &ss, s->tmp, s->o->framing, name))
+  tether_buf f;
+  if (!case_open(s, name, &ss, s->o->framing, &f))
     return;
   tether_buf text;
   tether_buf_init(&text);
@@ -1565,8 +1600,6 @@ static void check_deep_nesting(struct suite *s) {
   memset(text.data + text.len, ']', DEEP_NESTING);
   text.len += DEEP_NESTING;
   tether_buf_append_str(&text, "}}");
-  tether_buf f;
-  tether_buf_init(&f);
   answer a;
   probe(&ss, text.data, "301", true, &a);
   if (a.kind != ANSWER_ERROR) {
@@ -1579,8 +1612,7 @@ static void check_deep_nesting(struct suite *s) {
   answer_free(&a);
   tether_buf_free(&text);
   expect_alive(&ss, "the deeply nested message", &f);
-  session_end(&ss);
-  verdict_of(s, name, &f);
+  case_close(s, name, &ss, &f);
 }
 
 static void check_invalid_request(struct suite *s) {
@@ -1604,14 +1636,10 @@ static void check_invalid_request(struct suite *s) {
        "204", TETHER_ERR_INVALID_PARAMS},
   };
   const char *name = "invalid-request";
-  if (!wanted(s, name))
-    return;
-  begin(s, name);
   struct session ss;
-  if (!open_session(s, &ss, s->tmp, s->o->framing, name))
-    return;
   tether_buf f;
-  tether_buf_init(&f);
+  if (!case_open(s, name, &ss, s->o->framing, &f))
+    return;
   for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
     answer a;
     probe(&ss, probes[i].text, probes[i].id, true, &a);
@@ -1630,27 +1658,20 @@ static void check_invalid_request(struct suite *s) {
     if (dead)
       break;
   }
-  session_end(&ss);
-  verdict_of(s, name, &f);
+  case_close(s, name, &ss, &f);
 }
 
 /* Sends something that must not be answered, then a request: the only
  * answer must be the request's. */
 static void check_silence(struct suite *s, const char *name, const char *method,
                           tether_json *params, const char *what) {
-  if (!wanted(s, name)) {
-    tether_json_unref(params);
-    return;
-  }
-  begin(s, name);
   struct session ss;
-  if (!open_session(s, &ss, s->tmp, s->o->framing, name)) {
+  tether_buf f;
+  if (!case_open(s, name, &ss, s->o->framing, &f)) {
     tether_json_unref(params);
     return;
   }
   send_notification(&ss, method, params);
-  tether_buf f;
-  tether_buf_init(&f);
   answer a;
   call(&ss, NO_SUCH_METHOD, tether_json_object(), 0, &a);
   if (!answered(&a)) {
@@ -1661,8 +1682,7 @@ static void check_silence(struct suite *s, const char *name, const char *method,
             a.stray.data);
   }
   answer_free(&a);
-  session_end(&ss);
-  verdict_of(s, name, &f);
+  case_close(s, name, &ss, &f);
 }
 
 static void check_notification(struct suite *s) {
@@ -1683,14 +1703,10 @@ static void check_ids(struct suite *s) {
   static const char *const ids[] = {"\"tether-check \\\"7\\\" \\u00e9\"",
                                     "12345678901234567890", "\"42\"", "-7"};
   const char *name = "ids";
-  if (!wanted(s, name))
-    return;
-  begin(s, name);
   struct session ss;
-  if (!open_session(s, &ss, s->tmp, s->o->framing, name))
-    return;
   tether_buf f;
-  tether_buf_init(&f);
+  if (!case_open(s, name, &ss, s->o->framing, &f))
+    return;
   for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
     char *text =
         strf("{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":\"" NO_SUCH_METHOD
@@ -1721,19 +1737,16 @@ static void check_ids(struct suite *s) {
     tether_json_unref(want);
     answer_free(&a);
   }
-  session_end(&ss);
-  verdict_of(s, name, &f);
+  case_close(s, name, &ss, &f);
 }
 
 /* Empty lines are skipped and a trailing \r is tolerated (SPEC section
  * 2). */
 static void check_ndjson_tolerance(struct suite *s) {
   const char *name = "ndjson-tolerance";
-  if (!wanted(s, name))
-    return;
-  begin(s, name);
   struct session ss;
-  if (!open_session(s, &ss, s->tmp, TT_FRAMING_NDJSON, name))
+  tether_buf f;
+  if (!case_open(s, name, &ss, TT_FRAMING_NDJSON, &f))
     return;
   static const char text[] = "\n\n{\"jsonrpc\":\"2.0\",\"id\":401,\"method\":"
                              "\"" NO_SUCH_METHOD "\",\"params\":{}}\r\n";
@@ -1743,33 +1756,23 @@ static void check_ndjson_tolerance(struct suite *s) {
   answer a;
   await_answer(&ss, wants, 1, s->o->timeout_ms, &a);
   tether_json_unref(want);
-  tether_buf f;
-  tether_buf_init(&f);
   if (!answered(&a)) {
     problem(&f, "a request after two empty lines and ending in \\r\\n got no "
                 "answer: ");
     describe(&a, &f);
   }
   answer_free(&a);
-  session_end(&ss);
-  verdict_of(s, name, &f);
+  case_close(s, name, &ss, &f);
 }
 
 /* The whole conversation in content-length framing: the provider detects
  * it from the first message and answers in it (SPEC section 2). */
 static void check_content_length(struct suite *s) {
   const char *name = "content-length";
-  if (!wanted(s, name))
-    return;
-  begin(s, name);
   struct session ss;
   tether_buf f;
-  tether_buf_init(&f);
-  if (!session_start(s, &ss, s->tmp, TT_FRAMING_CONTENT_LENGTH, false, &f)) {
-    report(s, name, V_FAIL, f.data);
-    tether_buf_free(&f);
+  if (!case_open_uninitialized(s, name, &ss, TT_FRAMING_CONTENT_LENGTH, &f))
     return;
-  }
   answer a;
   session_initialize(&ss, &a);
   if (a.kind != ANSWER_RESULT) {
@@ -1801,8 +1804,7 @@ static void check_content_length(struct suite *s) {
   /* This session's framing was the point of the case: reported here, not
    * again as a stray finding. */
   ss.framing = peer == TT_FRAMING_DETECT ? TT_FRAMING_CONTENT_LENGTH : peer;
-  session_end(&ss);
-  verdict_of(s, name, &f);
+  case_close(s, name, &ss, &f);
 }
 
 /* ---- Requests at once ---- */
@@ -1818,15 +1820,13 @@ static const struct type_info *type_with_case(const struct suite *s,
 /* `concurrency` requests sent at once all get their answer, each once. */
 static void check_concurrency(struct suite *s) {
   const char *name = "concurrency";
-  if (!wanted(s, name))
+  if (!case_begin(s, name))
     return;
-  begin(s, name);
-  char *dir = fresh_dir(s);
   struct session ss;
-  if (!open_session(s, &ss, dir, s->o->framing, name)) {
-    free(dir);
+  tether_buf f;
+  char *dir = case_session_in_fresh_dir(s, name, &ss, &f);
+  if (!dir)
     return;
-  }
   size_t n = s->concurrency < MAX_CONCURRENT_PROBES ? (size_t)s->concurrency
                                                     : MAX_CONCURRENT_PROBES;
   /* A read of a resource that was never created: real work for the
@@ -1844,8 +1844,6 @@ static void check_concurrency(struct suite *s) {
     tt_wire_send(ss.w, msg);
     tether_json_unref(msg);
   }
-  tether_buf f;
-  tether_buf_init(&f);
   size_t got = 0;
   uint64_t deadline = now_ms() + s->o->timeout_ms;
   while (got < n) {
@@ -1874,23 +1872,18 @@ static void check_concurrency(struct suite *s) {
     tether_json_unref(ids[i]);
   free(ids);
   free(pending);
-  session_end(&ss);
+  case_close(s, name, &ss, &f);
   free(dir);
-  verdict_of(s, name, &f);
 }
 
 /* ---- Types ---- */
 
 static void check_unknown_type(struct suite *s) {
   const char *name = "unknown-type";
-  if (!wanted(s, name))
-    return;
-  begin(s, name);
   struct session ss;
-  if (!open_session(s, &ss, s->tmp, s->o->framing, name))
-    return;
   tether_buf f;
-  tether_buf_init(&f);
+  if (!case_open(s, name, &ss, s->o->framing, &f))
+    return;
   answer a;
   call(&ss, "create", create_params(NO_SUCH_TYPE, NULL, false), 0, &a);
   if (expect_error(&a, TETHER_ERR_UNKNOWN_TYPE,
@@ -1921,8 +1914,7 @@ static void check_unknown_type(struct suite *s) {
     }
   }
   answer_free(&a);
-  session_end(&ss);
-  verdict_of(s, name, &f);
+  case_close(s, name, &ss, &f);
 }
 
 /* ---- The end of a conversation ---- */
@@ -1988,14 +1980,10 @@ static void check_shutdown(struct suite *s) {
 
 static void check_eof(struct suite *s) {
   const char *name = "eof";
-  if (!wanted(s, name))
-    return;
-  begin(s, name);
   struct session ss;
-  if (!open_session(s, &ss, s->tmp, s->o->framing, name))
-    return;
   tether_buf f;
-  tether_buf_init(&f);
+  if (!case_open(s, name, &ss, s->o->framing, &f))
+    return;
   tt_wire_close_stdin(ss.w);
   uint64_t t0 = now_ms();
   if (!tt_wire_wait_exit(ss.w, s->o->grace_ms))
@@ -2003,8 +1991,7 @@ static void check_eof(struct suite *s) {
             "still running %.1f s after its stdin was closed; EOF on "
             "stdin ends a provider",
             (double)(now_ms() - t0) / 1000.0);
-  session_end(&ss);
-  verdict_of(s, name, &f);
+  case_close(s, name, &ss, &f);
 }
 
 /* ---- Under the host's own client ---- */
@@ -2061,9 +2048,8 @@ static bool suite_wait(struct suite *s, const bool *flag, uint64_t ms) {
  * initialize, and stop it with the stop sequence of SPEC section 1. */
 static void check_host_session(struct suite *s) {
   const char *name = "host-session";
-  if (!wanted(s, name))
+  if (!case_begin(s, name))
     return;
-  begin(s, name);
   char *dir = fresh_dir(s);
   struct host_run h = {0};
   tether_buf_init(&h.failure);
@@ -2118,6 +2104,16 @@ static bool type_has_op(const struct type_info *t, enum op op) {
   return t->ops[op];
 }
 
+/* Whether case `name`, which starts with a create, can run on type t;
+ * when it cannot, the case is skipped. */
+static bool case_can_create(struct suite *s, const struct type_info *t,
+                            const char *name) {
+  if (type_has_op(t, OP_CREATE))
+    return true;
+  report(s, name, V_SKIP, "the type declares no create");
+  return false;
+}
+
 /* Deletes what a probe created by mistake, so the temporary directory is
  * all that is left of it; the outcome is not a case of its own. */
 static void delete_quietly(struct session *ss, const struct type_info *t,
@@ -2147,10 +2143,9 @@ static void check_unsupported_ops(struct suite *s, const struct type_info *t) {
     return;
   }
   struct session ss;
-  if (!open_session(s, &ss, s->tmp, s->o->framing, name))
-    return;
   tether_buf f;
-  tether_buf_init(&f);
+  if (!case_session(s, name, &ss, s->tmp, s->o->framing, &f))
+    return;
   for (int op = 0; op < OP_COUNT; op++) {
     if (t->ops[op])
       continue;
@@ -2170,8 +2165,7 @@ static void check_unsupported_ops(struct suite *s, const struct type_info *t) {
     if (dead)
       break;
   }
-  session_end(&ss);
-  verdict_of(s, name, &f);
+  case_close(s, name, &ss, &f);
 }
 
 static void check_requires_state(struct suite *s, const struct type_info *t) {
@@ -2180,19 +2174,14 @@ static void check_requires_state(struct suite *s, const struct type_info *t) {
   if (!t->require_state || !wanted(s, name))
     return;
   begin(s, name);
-  if (!type_has_op(t, OP_CREATE)) {
-    report(s, name, V_SKIP, "the type declares no create");
+  if (!case_can_create(s, t, name))
     return;
-  }
-  char *dir = fresh_dir(s);
   struct session ss;
-  if (!open_session(s, &ss, dir, s->o->framing, name)) {
-    free(dir);
-    return;
-  }
-  const tether_json *inputs = t->c ? t->c->inputs : NULL;
   tether_buf f;
-  tether_buf_init(&f);
+  char *dir = case_session_in_fresh_dir(s, name, &ss, &f);
+  if (!dir)
+    return;
+  const tether_json *inputs = t->c ? t->c->inputs : NULL;
   answer a;
   call(&ss, "create", create_params(t->name, inputs, false), 0, &a);
   if (!t->c && a.kind == ANSWER_ERROR &&
@@ -2224,22 +2213,17 @@ static void check_invalid_params(struct suite *s, const struct type_info *t) {
   if (!wanted(s, name))
     return;
   begin(s, name);
-  if (!type_has_op(t, OP_CREATE)) {
-    report(s, name, V_SKIP, "the type declares no create");
+  if (!case_can_create(s, t, name))
     return;
-  }
-  char *dir = fresh_dir(s);
   struct session ss;
-  if (!open_session(s, &ss, dir, s->o->framing, name)) {
-    free(dir);
+  tether_buf f;
+  char *dir = case_session_in_fresh_dir(s, name, &ss, &f);
+  if (!dir)
     return;
-  }
   tether_json *params = tether_json_object();
   params = tether_json_object_set(params, "type", tether_json_string(t->name));
   params = tether_json_object_set(params, "isStateful",
                                   tether_json_bool(t->require_state));
-  tether_buf f;
-  tether_buf_init(&f);
   answer a;
   call(&ss, "create", params, 0, &a);
   expect_error(&a, TETHER_ERR_INVALID_PARAMS,
@@ -2247,9 +2231,8 @@ static void check_invalid_params(struct suite *s, const struct type_info *t) {
   if (a.kind == ANSWER_RESULT)
     delete_quietly(&ss, t, NULL, a.m.result);
   answer_free(&a);
-  session_end(&ss);
+  case_close(s, name, &ss, &f);
   free(dir);
-  verdict_of(s, name, &f);
 }
 
 /* An input property the type does not know is refused with -32602 and
@@ -2260,21 +2243,16 @@ static void check_unknown_input(struct suite *s, const struct type_info *t) {
   if (!wanted(s, name))
     return;
   begin(s, name);
-  if (!type_has_op(t, OP_CREATE)) {
-    report(s, name, V_SKIP, "the type declares no create");
+  if (!case_can_create(s, t, name))
     return;
-  }
-  char *dir = fresh_dir(s);
   struct session ss;
-  if (!open_session(s, &ss, dir, s->o->framing, name)) {
-    free(dir);
+  tether_buf f;
+  char *dir = case_session_in_fresh_dir(s, name, &ss, &f);
+  if (!dir)
     return;
-  }
   tether_json *inputs = or_empty(t->c ? t->c->inputs : NULL);
   inputs =
       tether_json_object_set(inputs, UNKNOWN_INPUT, tether_json_bool(true));
-  tether_buf f;
-  tether_buf_init(&f);
   answer a;
   call(&ss, "create", create_params(t->name, inputs, t->require_state), 0, &a);
   static const char want_path[] = "/inputProperties/" UNKNOWN_INPUT;
@@ -2301,9 +2279,8 @@ static void check_unknown_input(struct suite *s, const struct type_info *t) {
   }
   answer_free(&a);
   tether_json_unref(inputs);
-  session_end(&ss);
+  case_close(s, name, &ss, &f);
   free(dir);
-  verdict_of(s, name, &f);
 }
 
 /* ---- Per type: the life cycle ---- */
@@ -2366,20 +2343,15 @@ static void check_lifecycle(struct suite *s, const struct type_info *t) {
   if (!any)
     return;
   begin(s, names[0]);
-  if (!type_has_op(t, OP_CREATE)) {
-    report(s, names[0], V_SKIP, "the type declares no create");
+  if (!case_can_create(s, t, names[0]))
     return;
-  }
-  char *dir = fresh_dir(s);
   struct session ss;
-  if (!open_session(s, &ss, dir, s->o->framing, names[0])) {
-    free(dir);
+  tether_buf f;
+  char *dir = case_session_in_fresh_dir(s, names[0], &ss, &f);
+  if (!dir)
     return;
-  }
   tether_json *inputs = tether_json_ref(t->c->inputs);
   tether_json *outputs = NULL;
-  tether_buf f;
-  tether_buf_init(&f);
   answer a;
   call(&ss, "create", create_params(t->name, inputs, t->require_state), 0, &a);
   bool created = expect_outputs(&a, "create with the given inputs", &f);

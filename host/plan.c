@@ -40,20 +40,32 @@ const char *tt_op_name(tt_op op) {
   return "?";
 }
 
+const char *tt_op_progress(tt_op op) {
+  switch (op) {
+  case TT_OP_CREATE:
+    return "creating";
+  case TT_OP_UPDATE:
+    return "updating";
+  case TT_OP_DELETE:
+    return "deleting";
+  }
+  return "?";
+}
+
 /* Member access that tolerates a missing container, since records come
  * from stores that other tools may have written. */
-static const tether_json *member_of(const tether_json *obj, const char *key) {
+const tether_json *tt_json_member(const tether_json *obj, const char *key) {
   return obj && tether_json_is_object(obj) ? tether_json_object_get(obj, key)
                                            : NULL;
 }
 
 static const char *record_string(const tether_json *rec, const char *member) {
-  const tether_json *v = member_of(rec, member);
+  const tether_json *v = tt_json_member(rec, member);
   return v && tether_json_is_string(v) ? tether_json_string_value(v) : NULL;
 }
 
 static bool record_flag(const tether_json *obj, const char *member) {
-  const tether_json *v = member_of(obj, member);
+  const tether_json *v = tt_json_member(obj, member);
   return v && tether_json_bool_value(v);
 }
 
@@ -71,7 +83,7 @@ typedef enum record_status {
 } record_status;
 
 static bool parse_status(const tether_json *rec, record_status *out) {
-  const tether_json *v = member_of(rec, "status");
+  const tether_json *v = tt_json_member(rec, "status");
   if (!v) {
     /* NixOps4 writes no status; its records describe finished work. */
     *out = STATUS_CREATED;
@@ -184,8 +196,8 @@ static void list_keys(const tether_json *obj, tether_buf *out) {
   }
 }
 
-static bool has_operation(const tether_json *type, const char *op) {
-  const tether_json *ops = member_of(type, "operations");
+bool tt_type_has_operation(const tether_json *type, const char *op) {
+  const tether_json *ops = tt_json_member(type, "operations");
   if (!is_array(ops))
     return true; /* not declared: assume everything, the provider decides */
   for (size_t i = 0; i < tether_json_array_size(ops); i++) {
@@ -208,7 +220,7 @@ static const char *check_types(planner *P) {
                                    : NULL;
     if (!types)
       continue;
-    const tether_json *t = member_of(types, r->type);
+    const tether_json *t = tt_json_member(types, r->type);
     if (!t) {
       tether_buf known;
       tether_buf_init(&known);
@@ -221,7 +233,7 @@ static const char *check_types(planner *P) {
       tether_buf_free(&known);
       return P->diag->message;
     }
-    P->can_update[i] = has_operation(t, "update");
+    P->can_update[i] = tt_type_has_operation(t, "update");
     if (r->is_store && !record_flag(t, "stateProvider"))
       return tt_diag_set(P->diag,
                          "%s: %s: cannot store state: type '%s' of provider "
@@ -416,7 +428,7 @@ static const tether_json *plan_lookup(void *ctx, const tt_resource *target) {
 /* The deployment whose providers a record's provider name is looked up
  * in: its own when it is still in the file, else the nearest enclosing one
  * that is (providers are usually declared at the top). */
-static const tt_deployment *scope_of(const tt_model *m, const char *dpath) {
+const tt_deployment *tt_record_scope(const tt_model *m, const char *dpath) {
   size_t len = strlen(dpath);
   for (;;) {
     tt_deployment *d = tt_model_find_deployment(m, dpath, len);
@@ -450,8 +462,8 @@ static const char *set_old(planner *P, tt_step *s, const tether_json *rec,
                          file_of(P), s->path);
     return NULL;
   }
-  s->old_provider =
-      tt_deployment_find_provider(scope_of(P->m, dpath), prov, strlen(prov));
+  s->old_provider = tt_deployment_find_provider(tt_record_scope(P->m, dpath),
+                                                prov, strlen(prov));
   if (!s->old_provider)
     return tt_diag_set(P->diag,
                        "%s: cannot delete '%s': it was created by provider "
@@ -548,7 +560,7 @@ static void compute_changed(tt_step *s) {
   free(s->changed);
   s->changed = NULL;
   s->nchanged = 0;
-  const tether_json *old = member_of(s->record, "inputProperties");
+  const tether_json *old = tt_json_member(s->record, "inputProperties");
   tether_json *empty = NULL;
   if (!old)
     old = empty = tether_json_object();
@@ -587,7 +599,7 @@ static void compute_changed(tt_step *s) {
 }
 
 static bool depends_on_matches(const tt_resource *r, const tether_json *rec) {
-  const tether_json *deps = member_of(rec, "dependsOn");
+  const tether_json *deps = tt_json_member(rec, "dependsOn");
   size_t n = is_array(deps) ? tether_json_array_size(deps) : 0;
   if (n != r->ndepends_on)
     return false;
@@ -765,7 +777,7 @@ static void order_deletes(planner *P, tt_strmap *delete_of_path,
   tether_buf_init(&path);
   for (size_t i = 0; i < P->nrecs; i++) {
     const record_ref *rr = &P->recs[i];
-    const tether_json *deps = member_of(rr->rec, "dependsOn");
+    const tether_json *deps = tt_json_member(rr->rec, "dependsOn");
     size_t n = is_array(deps) ? tether_json_array_size(deps) : 0;
     for (size_t k = 0; k < n; k++) {
       const tether_json *e = tether_json_array_get(deps, k);
@@ -1136,7 +1148,7 @@ const char *tt_step_settle(tt_step *s, tt_outputs_lookup *lookup, void *ctx,
 }
 
 const tether_json *tt_step_recorded_outputs(const tt_step *s) {
-  return member_of(s->record, "outputProperties");
+  return tt_json_member(s->record, "outputProperties");
 }
 
 size_t tt_step_ops(const tt_step *s, tt_op ops[2]) {
@@ -1168,7 +1180,7 @@ size_t tt_step_ops(const tt_step *s, tt_op ops[2]) {
 
 static tether_json *member_or_empty(const tether_json *rec,
                                     const char *member) {
-  const tether_json *v = member_of(rec, member);
+  const tether_json *v = tt_json_member(rec, member);
   return v ? tether_json_ref(v) : tether_json_object();
 }
 
@@ -1254,7 +1266,7 @@ static tether_json *add_containers(tether_json *patch, const tt_step *s,
   tether_buf_init(&ptr);
   tether_buf_append_str(&ptr, "");
   for (i = 0; i < depth; i++) {
-    if (exists && cur && !member_of(cur, "deployments")) {
+    if (exists && cur && !tt_json_member(cur, "deployments")) {
       size_t mark = ptr.len;
       tether_buf_append_str(&ptr, "/deployments");
       patch = patch_op(patch, "add", ptr.data, tether_json_object());
@@ -1262,8 +1274,9 @@ static tether_json *add_containers(tether_json *patch, const tt_step *s,
       ptr.data[mark] = '\0';
     }
     const tether_json *next =
-        exists && cur ? member_of(member_of(cur, "deployments"), chain[i]->name)
-                      : NULL;
+        exists && cur
+            ? tt_json_member(tt_json_member(cur, "deployments"), chain[i]->name)
+            : NULL;
     tether_buf_append_str(&ptr, "/deployments");
     tether_json_pointer_append(&ptr, chain[i]->name, strlen(chain[i]->name));
     if (!next) {
@@ -1275,7 +1288,7 @@ static tether_json *add_containers(tether_json *patch, const tt_step *s,
     }
     cur = next;
   }
-  if (exists && cur && !member_of(cur, "resources")) {
+  if (exists && cur && !tt_json_member(cur, "resources")) {
     tether_buf_append_str(&ptr, "/resources");
     patch = patch_op(patch, "add", ptr.data, tether_json_object());
   }

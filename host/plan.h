@@ -106,7 +106,22 @@ const char *tt_action_name(tt_action a);
 /* One provider call of a step. */
 typedef enum tt_op { TT_OP_CREATE, TT_OP_UPDATE, TT_OP_DELETE } tt_op;
 
-const char *tt_op_name(tt_op op); /* "create", "update", "delete" */
+const char *tt_op_name(tt_op op);     /* "create", "update", "delete" */
+const char *tt_op_progress(tt_op op); /* "creating", "updating", "deleting" */
+
+/* obj[key], or NULL when obj is missing or not an object: records come from
+ * stores that other tools may have written. */
+const tether_json *tt_json_member(const tether_json *obj, const char *key);
+
+/* Whether a resource type's description (an entry of resourceTypes) lists
+ * op among its operations; a type that lists none is assumed to support
+ * every operation, and the provider decides. */
+bool tt_type_has_operation(const tether_json *type, const char *op);
+
+/* The deployment whose providers a record's provider name is looked up in,
+ * dpath being the record's deployment path: that deployment when it is
+ * still in the file, else the nearest enclosing one that is. */
+const tt_deployment *tt_record_scope(const tt_model *m, const char *dpath);
 
 #define TT_NO_STEP ((size_t)-1)
 
