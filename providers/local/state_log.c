@@ -22,13 +22,15 @@
  * bracket lost in the middle of the file, which a bracket counter would
  * take for an unfinished event running to the end, is still damage.
  *
- * Two threads replay a large file: while this one applies patches to the
- * state, a reader thread reads, parses and checks the events ahead of it,
- * and frees the ones applied. Parsing is a good third of a replay and
- * applying the rest, so on two CPUs the replay takes about as long as
- * applying alone. Whatever either finds wrong is reported as if one
- * thread had read and applied the events in order: the first problem in
- * the file wins.
+ * Two threads replay a large file. It is cut into spans of lines, which
+ * either thread parses (a newline is never inside a JSON string, so the
+ * lines of a span are found without reading what comes before it), and
+ * the thread that began the replay applies their events in the file's
+ * order. Only lines that are each one whole event go this way: from the
+ * first line that is anything else (an event NixOps4 pretty-printed over
+ * many lines, damage, a torn tail), reading goes on event by event as
+ * for a small file, and reports what it finds exactly as one thread
+ * reading the whole file would: the first problem in the file wins.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -335,173 +337,6 @@ static bool apply_patch(applier *a, const tether_json *patch, off_t at) {
   return true;
 }
 
-/* ---- Reading ahead on a second thread ---- */
-
-/* Files from this size on are replayed by two threads. */
-#define PIPELINE_MIN (4u << 20)
-/* Events travel in batches, so the threads meet once per batch; a bound
- * on the batches in flight bounds the memory the reader runs ahead by. */
-#define BATCH_EVENTS 64
-#define BATCHES_AHEAD 8
-
-typedef struct parsed {
-  tether_json *ev;
-  const tether_json *patch; /* borrowed from ev */
-  off_t at;
-} parsed;
-
-typedef struct batch {
-  size_t n;
-  parsed item[BATCH_EVENTS];
-  struct batch *next;
-} batch;
-
-typedef struct pipeline {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  batch *full, *full_tail; /* parsed, for the applier, in order */
-  batch *done;             /* applied, for the reader to free */
-  size_t ahead;            /* batches handed over, not yet taken back */
-  bool reader_done;        /* no more batches will come */
-  bool stop;               /* the applier failed: read no further */
-  atomic_uint news;        /* counts the changes above (see wait_news) */
-  /* The reader's own. */
-  batch *cur;      /* being filled */
-  batch *spare;    /* emptied, for reuse */
-  batch *applied;  /* given back, n events still to free */
-} pipeline;
-
-/* Spins this many times before sleeping (see wait_news). */
-#define SPINS 2000
-
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
-/* Tells the other thread that something it may wait for changed; mu
- * held. */
-static void tell_news(pipeline *pl) {
-  atomic_fetch_add_explicit(&pl->news, 1, memory_order_release);
-  pthread_cond_broadcast(&pl->cv);
-}
-
-/* Waits, mu held, until the other thread tells news. It first watches
- * for a short while without the lock: a thread that goes to sleep takes
- * tens of microseconds to wake up again (much longer on a virtual
- * machine), and the other thread usually has the next batch, or room
- * for one, ready within a few. */
-static void wait_news(pipeline *pl) {
-  unsigned seen = atomic_load_explicit(&pl->news, memory_order_relaxed);
-  pthread_mutex_unlock(&pl->mu);
-  for (int i = 0; i < SPINS && atomic_load_explicit(&pl->news,
-                                                     memory_order_acquire) ==
-                                   seen;
-       i++)
-    cpu_relax();
-  pthread_mutex_lock(&pl->mu);
-  if (atomic_load_explicit(&pl->news, memory_order_relaxed) == seen)
-    pthread_cond_wait(&pl->cv, &pl->mu);
-}
-
-static void free_events(batch *b) {
-  for (size_t i = 0; i < b->n; i++)
-    tether_json_unref(b->item[i].ev);
-  b->n = 0;
-}
-
-/* Takes the batches the applier has given back; their events are freed
- * one or two at a time between parses (free_some). Called by the reader
- * with mu held. */
-static void reclaim_locked(pipeline *pl) {
-  while (pl->done) {
-    batch *b = pl->done;
-    pl->done = b->next;
-    b->next = pl->applied;
-    pl->applied = b;
-    pl->ahead--;
-  }
-}
-
-/* Frees up to n events of the batches given back. Freeing a whole batch
- * at once would overflow malloc's per-thread caches, and the next
- * batch's allocations would then take its slow path; a few at a time,
- * between parses, keeps both on the fast one. */
-static void free_some(pipeline *pl, size_t n) {
-  while (n && pl->applied) {
-    batch *b = pl->applied;
-    if (b->n == 0) {
-      pl->applied = b->next;
-      b->next = pl->spare;
-      pl->spare = b;
-      continue;
-    }
-    tether_json_unref(b->item[--b->n].ev);
-    n--;
-  }
-}
-
-/* Hands the current batch to the applier; false when it has failed. */
-static bool hand_over(pipeline *pl) {
-  batch *b = pl->cur;
-  pl->cur = NULL;
-  pthread_mutex_lock(&pl->mu);
-  while (pl->ahead >= BATCHES_AHEAD && !pl->stop && !pl->done)
-    wait_news(pl);
-  reclaim_locked(pl);
-  bool stop = pl->stop;
-  if (!stop) {
-    b->next = NULL;
-    if (pl->full_tail)
-      pl->full_tail->next = b;
-    else
-      pl->full = b;
-    pl->full_tail = b;
-    pl->ahead++;
-    tell_news(pl);
-  }
-  pthread_mutex_unlock(&pl->mu);
-  if (stop) {
-    free_events(b);
-    free(b);
-  }
-  return !stop;
-}
-
-/* Takes a checked event (consumed) for the applier. */
-static bool pipeline_put(pipeline *pl, tether_json *ev,
-                         const tether_json *patch, off_t at) {
-  /* Two per event: the backlog shrinks even while the applier keeps up. */
-  free_some(pl, 2);
-  if (!pl->cur) {
-    pl->cur = pl->spare;
-    if (pl->cur)
-      pl->spare = pl->cur->next;
-    else
-      pl->cur = tt_malloc(sizeof *pl->cur);
-    pl->cur->n = 0;
-  }
-  pl->cur->item[pl->cur->n++] = (parsed){ev, patch, at};
-  return pl->cur->n < BATCH_EVENTS || hand_over(pl);
-}
-
-/* Where parsed events go: applied at once, or handed to the applier
- * thread. */
-typedef struct sink {
-  applier *a;   /* one thread */
-  pipeline *pl; /* two */
-} sink;
-
-static bool sink_put(sink *k, tether_json *ev, const tether_json *patch,
-                     off_t at) {
-  if (k->pl)
-    return pipeline_put(k->pl, ev, patch, at);
-  bool ok = apply_patch(k->a, patch, at);
-  tether_json_unref(ev);
-  return ok;
-}
-
 /* Reads the rest of the file into the buffer: only for a tail that holds
  * no complete text, which is small unless the file is damaged. */
 static bool read_to_end(reader *r) {
@@ -550,15 +385,15 @@ typedef struct read_end {
   off_t torn_at;     /* where an incomplete last event starts, or -1 */
 } read_end;
 
-/* Cuts the file into JSON texts, parses and checks them, and passes them
- * on in order (up to max_events, 0 for all). A tail that holds no
+/* Cuts the file from r's position on into JSON texts, parses and checks
+ * them, and applies them in order (up to max_events in all, 0 for all);
+ * end->texts events came before r's position. A tail that holds no
  * complete text is classified: torn (recorded in end->torn_at) or damage.
- * False with fail filled on damage or a read error, or without when the
- * applier has failed. */
-static bool read_events(reader *r, uint64_t max_events, sink *k,
+ * False with fail filled on damage, a read error or an event that does
+ * not apply. */
+static bool read_events(reader *r, uint64_t max_events, applier *a,
                         read_end *end, tt_fail *fail) {
   char prev = '\n'; /* the byte before the next text; none counts as '\n' */
-  end->texts = 0;
   end->torn_at = -1;
   for (;;) {
     /* Skip the whitespace between texts. */
@@ -628,7 +463,9 @@ static bool read_events(reader *r, uint64_t max_events, sink *k,
       return false;
     }
     end->texts++;
-    if (!sink_put(k, ev, patch, at))
+    bool applied = apply_patch(a, patch, at);
+    tether_json_unref(ev);
+    if (!applied)
       return false;
     prev = r->buf[stop - 1];
     r->pos = stop;
@@ -643,91 +480,308 @@ read_error:
   return false;
 }
 
-/* The reader thread of a two-thread replay. */
-typedef struct read_job {
-  reader *r;
-  pipeline *pl;
-  read_end *end;
-  tt_fail fail; /* what the reading found wrong */
-  bool ok;
-} read_job;
+/* ---- Replaying a large file on two threads ---- */
 
-static void *read_main(void *arg) {
-  read_job *j = arg;
-  pipeline *pl = j->pl;
-  sink k = {.pl = pl};
-  j->ok = read_events(j->r, 0, &k, j->end, &j->fail);
-  /* The events before a problem are still applied. */
-  if (pl->cur && pl->cur->n)
-    hand_over(pl);
-  free(pl->cur);
-  pl->cur = NULL;
-  free_some(pl, SIZE_MAX);
+/* Files from this size on are replayed by two threads. */
+#define PARALLEL_MIN (4u << 20)
+/* The file is cut into spans of this many bytes. A span's events are the
+ * lines that start in it: lines can be found from anywhere in the file,
+ * since a newline is never inside a JSON string, so any thread can take
+ * any span. */
+#define SPAN (256u << 10)
+/* Spans parsed and not yet applied, at most: bounds the memory a replay
+ * runs ahead by. */
+#define SPANS_AHEAD 8
+
+/* Whether a replay may use a second thread, and how many events the last
+ * one applied that way: the tests compare the two ways of replaying. */
+static bool replay_parallel = true;
+static uint64_t replay_parallel_events;
+
+typedef struct parsed {
+  tether_json *ev;
+  const tether_json *patch; /* borrowed from ev */
+  uint64_t index;
+  off_t at;
+} parsed;
+
+/* A slot's span goes from free to parsing, to ready, to applied, and is
+ * free again once the thread that parsed it has freed its events: the
+ * memory of a parse goes back to the allocator of the thread it came
+ * from. A thread freeing what another allocated takes the lock of that
+ * thread's arena, and two threads doing it all the time wait on each
+ * other's. */
+typedef enum span_state {
+  SPAN_FREE,
+  SPAN_PARSING,
+  SPAN_READY,
+  SPAN_APPLIED
+} span_state;
+
+/* One span, parsed: the events of its lines in order, up to the first
+ * line that is not one whole valid event. */
+typedef struct span {
+  parsed *item;
+  size_t n, cap;
+  span_state state;
+  int owner; /* the thread that parsed it */
+  /* The fast path ends in this span: at stop_at, the start of a line it
+   * did not take, or (stop_at -1) where the span's events end. */
+  bool stop;
+  off_t stop_at;
+  off_t end; /* just past the last line taken (when n > 0) */
+} span;
+
+/* The file as one thread reads a span of it. */
+typedef struct span_buf {
+  char *data;
+  size_t len, cap;
+  off_t from; /* file offset of data[0] */
+  bool eof;   /* data runs to the end of the file */
+} span_buf;
+
+typedef struct parallel {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int fd;
+  off_t size;       /* of the file when the replay began */
+  uint64_t spans;   /* how many spans cover it */
+  uint64_t next;    /* the next span to parse */
+  uint64_t applied; /* spans applied: the next one to apply */
+  bool done;        /* no more spans will be applied */
+  int waiting;      /* threads asleep on cv */
+  span slot[SPANS_AHEAD]; /* span k in slot k % SPANS_AHEAD */
+  applier *a;
+  bool failed;     /* an event did not apply: a->fail says why */
+  off_t resume_at; /* where reading event by event takes over */
+} parallel;
+
+/* Makes b hold the file from `from` up to `upto` (or its end). False on
+ * a read error. */
+static bool span_read(int fd, span_buf *b, off_t from, off_t upto) {
+  if (b->from != from || b->len == 0) {
+    b->from = from;
+    b->len = 0;
+    b->eof = false;
+  }
+  size_t want = (size_t)(upto - from);
+  if (want + 1 > b->cap) {
+    b->cap = want + 1;
+    b->data = tt_realloc(b->data, b->cap);
+  }
+  while (b->len < want && !b->eof) {
+    ssize_t n = pread(fd, b->data + b->len, want - b->len,
+                      from + (off_t)b->len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return false;
+    if (n == 0)
+      b->eof = true;
+    b->len += (size_t)n;
+  }
+  b->data[b->len] = '\0';
+  return true;
+}
+
+static void span_push(span *s, tether_json *ev, const tether_json *patch,
+                      uint64_t index, off_t at) {
+  if (s->n == s->cap) {
+    s->cap = s->cap ? s->cap * 2 : 256;
+    s->item = tt_realloc(s->item, s->cap * sizeof *s->item);
+  }
+  s->item[s->n++] = (parsed){ev, patch, index, at};
+}
+
+/* Parses span k into s: each line that starts in it, while each is one
+ * whole event of the right shape. Anything else (a line that is not a
+ * complete JSON text, an event spread over lines as NixOps4 writes them,
+ * damage, the last line without its newline, a read error) stops the
+ * fast path there; reading event by event takes over from that line and
+ * finds what it is. */
+static void parse_span(parallel *pl, uint64_t k, span *s, span_buf *b) {
+  off_t lo = (off_t)k * SPAN;
+  off_t hi = lo + SPAN < pl->size ? lo + SPAN : pl->size;
+  off_t from = lo ? lo - 1 : 0; /* a line starts at lo when lo - 1 is '\n' */
+  s->n = 0;
+  s->stop = false;
+  s->stop_at = -1;
+  b->len = 0;
+  /* Room for the line that runs past hi, usually. */
+  off_t upto = hi + SPAN / 4;
+  if (!span_read(pl->fd, b, from, upto)) {
+    s->stop = true;
+    return;
+  }
+  size_t p = 0;
+  if (lo > 0) {
+    size_t first = (size_t)(hi - from);
+    const char *nl = memchr(b->data, '\n', first < b->len ? first : b->len);
+    if (!nl)
+      return; /* no line starts here: one runs through the whole span */
+    p = (size_t)(nl - b->data) + 1;
+  }
+  while (from + (off_t)p < hi) {
+    off_t at = from + (off_t)p;
+    const char *nl = memchr(b->data + p, '\n', b->len - p);
+    if (!nl && !b->eof) {
+      /* A line longer than what was read: read on. */
+      upto = from + (off_t)b->len * 2;
+      if (!span_read(pl->fd, b, from, upto)) {
+        s->stop = true;
+        s->stop_at = at;
+        return;
+      }
+      continue;
+    }
+    tether_json *ev = NULL;
+    uint64_t index = 0;
+    if (nl && b->data[p] == '{')
+      ev = tether_json_parse(b->data + p, (size_t)(nl - b->data) - p, NULL);
+    if (!ev || check_event(ev, at == 0, &index)) {
+      tether_json_unref(ev);
+      s->stop = true;
+      s->stop_at = at;
+      return;
+    }
+    span_push(s, ev, tether_json_object_get(ev, "patch"), index, at);
+    p = (size_t)(nl - b->data) + 1;
+    s->end = from + (off_t)p;
+  }
+}
+
+static void free_span_events(span *s) {
+  for (size_t i = 0; i < s->n; i++)
+    tether_json_unref(s->item[i].ev);
+  s->n = 0;
+}
+
+/* Applies span s's events in order (their owner frees them). False when
+ * the fast path ends here: an event failed to apply (pl->failed), or one
+ * has an index that is not its position, or the span stopped;
+ * pl->resume_at is then where reading event by event takes over, to
+ * report the problem or read on. */
+static bool apply_span(parallel *pl, span *s) {
+  applier *a = pl->a;
+  for (size_t i = 0; i < s->n; i++) {
+    parsed *e = &s->item[i];
+    uint64_t n = a->out->events;
+    /* The checks of check_parsed that need the event's position; a
+     * mismatch is reported by the one-thread reading. */
+    if (n == 0 ? e->at != 0 || e->index != 0
+               : e->index != 0 && e->index != n) {
+      pl->resume_at = e->at;
+      return false;
+    }
+    if (!apply_patch(a, e->patch, e->at)) {
+      pl->failed = true;
+      return false;
+    }
+  }
+  if (s->n > 0)
+    pl->resume_at = s->end;
+  if (s->stop) {
+    if (s->stop_at >= 0)
+      pl->resume_at = s->stop_at;
+    return false;
+  }
+  return true;
+}
+
+static void wake(parallel *pl) {
+  if (pl->waiting)
+    pthread_cond_broadcast(&pl->cv);
+}
+
+/* What each of the two threads does. Thread 0 applies the next span as
+ * soon as it is parsed: the state, tens of megabytes touched at random,
+ * stays in the caches of one CPU, where a state that moved between two
+ * would cost more than the second thread saves. Otherwise a thread frees
+ * the events of its own spans that are applied, else parses the next span
+ * while fewer than SPANS_AHEAD are in hand, else sleeps. So parsing, the
+ * larger part, is shared, and the events are still applied one span after
+ * the other in the file's order. */
+static void parallel_work(parallel *pl, int self) {
+  span_buf b = {0};
   pthread_mutex_lock(&pl->mu);
-  pl->reader_done = true;
-  tell_news(pl);
+  while (!pl->done) {
+    span *s = &pl->slot[pl->applied % SPANS_AHEAD];
+    if (self == 0 && s->state == SPAN_READY) {
+      pthread_mutex_unlock(&pl->mu);
+      bool go_on = apply_span(pl, s);
+      pthread_mutex_lock(&pl->mu);
+      s->state = SPAN_APPLIED;
+      pl->applied++;
+      if (!go_on || pl->applied == pl->spans)
+        pl->done = true;
+      wake(pl);
+      continue;
+    }
+    span *mine = NULL;
+    for (size_t i = 0; i < SPANS_AHEAD && !mine; i++)
+      if (pl->slot[i].state == SPAN_APPLIED && pl->slot[i].owner == self)
+        mine = &pl->slot[i];
+    if (mine) {
+      pthread_mutex_unlock(&pl->mu);
+      free_span_events(mine);
+      pthread_mutex_lock(&pl->mu);
+      mine->state = SPAN_FREE;
+      wake(pl);
+      continue;
+    }
+    span *t = &pl->slot[pl->next % SPANS_AHEAD];
+    if (pl->next < pl->spans && t->state == SPAN_FREE) {
+      uint64_t k = pl->next++;
+      t->state = SPAN_PARSING;
+      t->owner = self;
+      pthread_mutex_unlock(&pl->mu);
+      parse_span(pl, k, t, &b);
+      pthread_mutex_lock(&pl->mu);
+      t->state = SPAN_READY;
+      wake(pl);
+      continue;
+    }
+    pl->waiting++;
+    pthread_cond_wait(&pl->cv, &pl->mu);
+    pl->waiting--;
+  }
   pthread_mutex_unlock(&pl->mu);
+  free(b.data);
+}
+
+static void *parallel_main(void *arg) {
+  parallel_work(arg, 1);
   return NULL;
 }
 
-static void free_batches(batch *b) {
-  while (b) {
-    batch *next = b->next;
-    free_events(b);
-    free(b);
-    b = next;
-  }
-}
-
-/* Replays with a reader thread; false with *started unset when there is
- * none to be had, and nothing has been read then. */
-static bool replay_two_threads(reader *r, applier *a, read_end *end,
-                               tt_fail *fail, bool *started) {
-  pipeline pl = {0};
-  atomic_init(&pl.news, 0);
-  read_job j = {.r = r, .pl = &pl, .end = end};
+/* Replays the file's leading run of one-line events on two threads.
+ * Returns false when an event failed to apply (fail filled); otherwise
+ * *resume_at is where reading event by event goes on (the end of the
+ * file when every line was an event). */
+static bool replay_parallel_prefix(int fd, off_t size, applier *a,
+                                   off_t *resume_at) {
+  parallel pl = {.fd = fd,
+                 .size = size,
+                 .spans = ((uint64_t)size + SPAN - 1) / SPAN,
+                 .a = a};
   pthread_mutex_init(&pl.mu, NULL);
   pthread_cond_init(&pl.cv, NULL);
-  pthread_t reader_thread;
-  *started = pthread_create(&reader_thread, NULL, read_main, &j) == 0;
-  bool ok = *started;
-  pthread_mutex_lock(&pl.mu);
-  while (ok) {
-    while (!pl.full && !pl.reader_done)
-      wait_news(&pl);
-    batch *b = pl.full;
-    if (!b)
-      break;
-    pl.full = b->next;
-    if (!pl.full)
-      pl.full_tail = NULL;
-    pthread_mutex_unlock(&pl.mu);
-    for (size_t i = 0; i < b->n && ok; i++)
-      ok = apply_patch(a, b->item[i].patch, b->item[i].at);
-    pthread_mutex_lock(&pl.mu);
-    b->next = pl.done;
-    pl.done = b;
-    pl.stop = !ok;
-    tell_news(&pl);
+  pthread_t helper;
+  bool two = pthread_create(&helper, NULL, parallel_main, &pl) == 0;
+  parallel_work(&pl, 0);
+  if (two)
+    pthread_join(helper, NULL);
+  /* Spans parsed past where the replay stopped, and the other thread's
+   * applied ones, are freed here. */
+  for (size_t i = 0; i < SPANS_AHEAD; i++) {
+    free_span_events(&pl.slot[i]);
+    free(pl.slot[i].item);
   }
-  pthread_mutex_unlock(&pl.mu);
-  if (*started) {
-    pthread_join(reader_thread, NULL);
-    /* The applier's problem comes first in the file when it has one: the
-     * reader stops at its own. */
-    if (ok && !j.ok) {
-      *fail = j.fail;
-      ok = false;
-    } else {
-      tether_json_unref(j.fail.data);
-    }
-  }
-  free_batches(pl.full);
-  free_batches(pl.done);
-  free_batches(pl.spare);
   pthread_mutex_destroy(&pl.mu);
   pthread_cond_destroy(&pl.cv);
-  return ok;
+  replay_parallel_events = a->out->events;
+  *resume_at = pl.resume_at;
+  return !pl.failed;
 }
 
 bool tt_log_replay_fd(int fd, const char *path, uint64_t max_events,
@@ -738,13 +792,15 @@ bool tt_log_replay_fd(int fd, const char *path, uint64_t max_events,
   applier a = {.fd = fd, .path = path, .out = out, .fail = fail};
   read_end end = {0};
   struct stat st;
-  bool ok = false, started = false;
-  if (max_events == 0 && fstat(fd, &st) == 0 && st.st_size >= PIPELINE_MIN)
-    ok = replay_two_threads(&r, &a, &end, fail, &started);
-  if (!started) {
-    sink k = {.a = &a};
-    ok = read_events(&r, max_events, &k, &end, fail);
+  bool ok = true;
+  replay_parallel_events = 0;
+  if (replay_parallel && max_events == 0 && fstat(fd, &st) == 0 &&
+      st.st_size >= PARALLEL_MIN) {
+    ok = replay_parallel_prefix(fd, st.st_size, &a, &r.base);
+    end.texts = out->events;
   }
+  if (ok)
+    ok = read_events(&r, max_events, &a, &end, fail);
   free(r.buf);
   if (ok && max_events && out->events >= max_events) {
     /* Validated as far as asked. */

@@ -2,7 +2,8 @@
  * test_local_log.c: tether-local's state file reader and writer
  * (providers/local/state_log.c): NixOps4's layouts, torn tails at every
  * byte, damage with line and offset, events larger than the read buffer,
- * and the exact bytes appended.
+ * the exact bytes appended, and large files replayed on two threads
+ * exactly as on one.
  *
  * The provider's objects are not in the libraries the unit tests link, so
  * the files under test are compiled in here.
@@ -370,6 +371,213 @@ static void appended_events_are_compact_lines(void **state) {
   tether_buf_free(&b);
 }
 
+/* ---- Large files: two threads ---- */
+
+/* Appends events [from, to) of a log whose resources come and go: each
+ * index not divisible by 3 adds resource r<index>, each other one
+ * replaces (odd) or removes (even) the resource added just before it. */
+static void append_events(tether_buf *b, int from, int to) {
+  for (int i = from; i < to; i++) {
+    tether_buf_printf(b, "{\"index\":%d,\"meta\":{\"time\":\"t\"},\"patch\":[",
+                      i);
+    if (i % 3)
+      tether_buf_printf(b,
+                        "{\"op\":\"add\",\"path\":\"/resources/r%d\",\"value\":"
+                        "{\"n\":%d,\"text\":\"resource %d of a log long "
+                        "enough for two threads to replay it, with \\\"quotes\\\""
+                        " and \\u00e9 to unescape\"}}",
+                        i, i, i);
+    else if (i % 2)
+      tether_buf_printf(b,
+                        "{\"op\":\"replace\",\"path\":\"/resources/r%d/n\","
+                        "\"value\":%d}",
+                        i - 1, -i);
+    else
+      tether_buf_printf(b, "{\"op\":\"remove\",\"path\":\"/resources/r%d\"}",
+                        i - 1);
+    tether_buf_append_str(b, "]}\n");
+  }
+}
+
+/* Events in a log of LARGE_EVENTS: about 5 MB, over PARALLEL_MIN. */
+#define LARGE_EVENTS 24000
+
+/* A large log: event 0, events 1..at, then `middle` (which takes the
+ * place of event at when it holds one: at divisible by 3, so that no
+ * later event needs what event at does), then the rest up to n. */
+static void large_log(tether_buf *b, int at, const char *middle, int n) {
+  assert_int_equal(at % 3, 0);
+  tether_buf_init(b);
+  tether_buf_append_str(b, EV0 "\n");
+  append_events(b, 1, at);
+  tether_buf_append_str(b, middle);
+  append_events(b, at + (middle[0] == '{' ? 1 : 0), n);
+}
+
+/* One replay of temp_path, on one thread or two. */
+typedef struct outcome {
+  bool ok;
+  tt_log_replay rep;
+  tt_fail fail;
+  uint64_t parallel_events;
+} outcome;
+
+static void replay_as(outcome *o, bool two_threads) {
+  memset(o, 0, sizeof *o);
+  replay_parallel = two_threads;
+  o->ok = replay(&o->rep, &o->fail);
+  o->parallel_events = replay_parallel_events;
+  replay_parallel = true;
+}
+
+static void outcome_free(outcome *o) {
+  tether_json_unref(o->rep.state);
+  tether_json_unref(o->fail.data);
+}
+
+/* Replays text on two threads and on one and checks that the outcomes
+ * are the same, to the byte offset of an error; returns how many events
+ * the two-thread replay applied in parallel, having checked that it
+ * applied some. ok says whether the replay should succeed. */
+static uint64_t replays_alike(const tether_buf *b, bool ok) {
+  write_file(b->data, b->len);
+  outcome two, one;
+  replay_as(&two, true);
+  replay_as(&one, false);
+  if (two.ok != ok || one.ok != ok)
+    fail_msg("two threads: %s; one thread: %s",
+             two.ok ? "replayed" : two.fail.message,
+             one.ok ? "replayed" : one.fail.message);
+  assert_int_equal(one.parallel_events, 0);
+  assert_true(two.parallel_events > 0);
+  if (ok) {
+    assert_true(tether_json_equal(two.rep.state, one.rep.state));
+    assert_int_equal(two.rep.index, one.rep.index);
+    assert_int_equal(two.rep.events, one.rep.events);
+    assert_int_equal(two.rep.append_at, one.rep.append_at);
+    assert_int_equal(two.rep.file_size, one.rep.file_size);
+    assert_int_equal(two.rep.need_newline, one.rep.need_newline);
+  } else {
+    assert_int_equal(two.fail.code, one.fail.code);
+    assert_string_equal(two.fail.message, one.fail.message);
+    assert_int_equal(data_int(&two.fail, "line"), data_int(&one.fail, "line"));
+    assert_int_equal(data_int(&two.fail, "offset"),
+                     data_int(&one.fail, "offset"));
+  }
+  uint64_t n = two.parallel_events;
+  outcome_free(&two);
+  outcome_free(&one);
+  return n;
+}
+
+static void a_large_file_replays_on_two_threads_as_on_one(void **state) {
+  (void)state;
+  tether_buf b;
+  large_log(&b, 3, "", LARGE_EVENTS);
+  assert_true(b.len > PARALLEL_MIN);
+  /* Every event, on the fast path. */
+  assert_int_equal(replays_alike(&b, true), LARGE_EVENTS);
+  tt_log_replay rep;
+  tt_fail fail = {0};
+  assert_true(replay(&rep, &fail));
+  assert_int_equal(rep.index, LARGE_EVENTS - 1);
+  assert_int_equal(rep.append_at, (off_t)b.len);
+  assert_false(rep.need_newline);
+  /* Event 3 replaced r2's n, r1 stays as added, event 6 removed r5. */
+  int64_t n2 = 0;
+  assert_true(tether_json_get_int(
+      tether_json_pointer_get(rep.state, "/resources/r2/n", NULL), &n2));
+  assert_int_equal(n2, -3);
+  assert_non_null(tether_json_pointer_get(rep.state, "/resources/r1", NULL));
+  assert_null(tether_json_pointer_get(rep.state, "/resources/r5", NULL));
+  tether_json_unref(rep.state);
+  tether_buf_free(&b);
+}
+
+static void damage_in_a_large_file_is_reported_as_by_one_thread(
+    void **state) {
+  (void)state;
+  const int at = LARGE_EVENTS / 2;
+  char line[200];
+  /* Not JSON: a quote lost. */
+  snprintf(line, sizeof line,
+           "{\"index\":%d,\"meta\":{\"time\":\"t},\"patch\":[]}\n", at);
+  tether_buf b;
+  large_log(&b, at, line, LARGE_EVENTS);
+  /* The fast path took every event before the damage. */
+  assert_int_equal(replays_alike(&b, false), at);
+  tether_buf_free(&b);
+  /* An index out of order. */
+  snprintf(line, sizeof line,
+           "{\"index\":%d,\"meta\":{\"time\":\"t\"},\"patch\":[]}\n", at + 7);
+  large_log(&b, at, line, LARGE_EVENTS);
+  replays_alike(&b, false);
+  tether_buf_free(&b);
+  /* A patch that does not apply: the resource is not there. */
+  snprintf(line, sizeof line,
+           "{\"index\":%d,\"meta\":{\"time\":\"t\"},\"patch\":[{\"op\":"
+           "\"remove\",\"path\":\"/resources/nowhere\"}]}\n",
+           at);
+  large_log(&b, at, line, LARGE_EVENTS);
+  replays_alike(&b, false);
+  tether_buf_free(&b);
+  /* An event that is not an object of the right shape. */
+  snprintf(line, sizeof line, "{\"index\":%d,\"patch\":[]}\n", at);
+  large_log(&b, at, line, LARGE_EVENTS);
+  replays_alike(&b, false);
+  tether_buf_free(&b);
+  /* Zero bytes in the middle of the file. */
+  large_log(&b, at, "", LARGE_EVENTS);
+  memset(b.data + b.len / 2, 0, 40);
+  replays_alike(&b, false);
+  tether_buf_free(&b);
+}
+
+static void large_files_of_any_layout_replay_as_by_one_thread(void **state) {
+  (void)state;
+  const int at = LARGE_EVENTS / 3 + 1;
+  char line[400];
+  tether_buf b;
+  /* A pretty-printed event, as NixOps4 writes them, in the middle. */
+  snprintf(line, sizeof line,
+           "{\n  \"index\": %d,\n  \"meta\": {\n    \"time\": \"t\"\n  },\n"
+           "  \"patch\": [\n    {\n      \"op\": \"add\",\n      \"path\": "
+           "\"/resources/pretty\",\n      \"value\": 1\n    }\n  ]\n}\n",
+           at);
+  large_log(&b, at, line, LARGE_EVENTS);
+  assert_int_equal(replays_alike(&b, true), at);
+  tether_buf_free(&b);
+  /* Events stamped with index 0, as NixOps4's writer appends them. */
+  snprintf(line, sizeof line,
+           "{\"index\":0,\"meta\":{\"time\":\"t\"},\"patch\":[]}\n");
+  large_log(&b, at, line, LARGE_EVENTS);
+  assert_int_equal(replays_alike(&b, true), LARGE_EVENTS);
+  tether_buf_free(&b);
+  /* Blank lines and carriage returns between events. */
+  large_log(&b, at, "\n\r\n  \n", LARGE_EVENTS);
+  replays_alike(&b, true);
+  tether_buf_free(&b);
+  /* An event of a megabyte, longer than a span and its margin. */
+  large_log(&b, at, "", at);
+  tether_buf_printf(&b,
+                    "{\"index\":%d,\"meta\":{\"time\":\"t\"},\"patch\":[{\"op\":"
+                    "\"add\",\"path\":\"/resources/big\",\"value\":\"",
+                    at);
+  for (int i = 0; i < (1 << 20) / 32; i++)
+    tether_buf_append_str(&b, "a megabyte of one string value. ");
+  tether_buf_append_str(&b, "\"}]}\n");
+  append_events(&b, at + 1, LARGE_EVENTS);
+  assert_int_equal(replays_alike(&b, true), LARGE_EVENTS);
+  tether_buf_free(&b);
+  /* A torn last event, and a last event without its newline. */
+  large_log(&b, 3, "", LARGE_EVENTS);
+  b.len -= 30;
+  replays_alike(&b, true);
+  b.len += 29;
+  replays_alike(&b, true);
+  tether_buf_free(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(reference_file_resolves, make_temp,
@@ -393,6 +601,15 @@ int main(void) {
                                       make_temp, remove_temp),
       cmocka_unit_test_setup_teardown(appended_events_are_compact_lines,
                                       make_temp, remove_temp),
+      cmocka_unit_test_setup_teardown(
+          a_large_file_replays_on_two_threads_as_on_one, make_temp,
+          remove_temp),
+      cmocka_unit_test_setup_teardown(
+          damage_in_a_large_file_is_reported_as_by_one_thread, make_temp,
+          remove_temp),
+      cmocka_unit_test_setup_teardown(
+          large_files_of_any_layout_replay_as_by_one_thread, make_temp,
+          remove_temp),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
