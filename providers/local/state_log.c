@@ -42,6 +42,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "json_internal.h"
 #include "local.h"
 #include "util.h"
 
@@ -500,7 +501,7 @@ static uint64_t replay_parallel_events;
 
 typedef struct parsed {
   tether_json *ev;
-  const tether_json *patch; /* borrowed from ev */
+  tether_json *patch;
   uint64_t index;
   off_t at;
 } parsed;
@@ -584,13 +585,44 @@ static bool span_read(int fd, span_buf *b, off_t from, off_t upto) {
   return true;
 }
 
-static void span_push(span *s, tether_json *ev, const tether_json *patch,
+static void span_push(span *s, tether_json *ev, tether_json *patch,
                       uint64_t index, off_t at) {
   if (s->n == s->cap) {
     s->cap = s->cap ? s->cap * 2 : 256;
     s->item = tt_realloc(s->item, s->cap * sizeof *s->item);
   }
   s->item[s->n++] = (parsed){ev, patch, index, at};
+}
+
+/* What check_event finds in an event that is not the first, read from
+ * its text without building its members: its index, and its patch as a
+ * new value. NULL when the event needs the closer look of check_event,
+ * which then also words what is wrong. */
+static tether_json *event_parts(const tether_json *ev, uint64_t *index) {
+  static const char *const keys[] = {"index", "meta", "patch"};
+  uint32_t tok[3];
+  tt_json_text *t = tt_json_raw_members(ev, keys, 3, tok);
+  if (!t)
+    return NULL;
+  bool ok = tok[0] && tok[1] && tok[2] &&
+            t->text[t->toks[tok[1]].start] == '{' &&
+            t->text[t->toks[tok[2]].start] == '[';
+  /* An index of plain digits; any other number goes the long way. */
+  const char *d = t->text + t->toks[tok[0]].start;
+  size_t len = tok[0] ? t->toks[tok[0]].end - t->toks[tok[0]].start : 0;
+  ok = ok && len > 0 && len < 20;
+  uint64_t v = 0;
+  for (size_t i = 0; ok && i < len; i++) {
+    ok = d[i] >= '0' && d[i] <= '9';
+    v = v * 10 + (uint64_t)(d[i] - '0');
+  }
+  if (!ok) {
+    tt_json_text_unref(t);
+    return NULL;
+  }
+  *index = v;
+  /* The new node takes over the reference to the text. */
+  return tt_json_new_raw(TETHER_JSON_ARRAY, t, tok[2]);
 }
 
 /* Parses span k into s: each line that starts in it, while each is one
@@ -634,25 +666,31 @@ static void parse_span(parallel *pl, uint64_t k, span *s, span_buf *b) {
       }
       continue;
     }
-    tether_json *ev = NULL;
+    tether_json *ev = NULL, *patch = NULL;
     uint64_t index = 0;
     if (nl && b->data[p] == '{')
       ev = tether_json_parse(b->data + p, (size_t)(nl - b->data) - p, NULL);
-    if (!ev || check_event(ev, at == 0, &index)) {
+    if (ev && at > 0)
+      patch = event_parts(ev, &index);
+    if (ev && !patch && !check_event(ev, at == 0, &index))
+      patch = tether_json_ref(tether_json_object_get(ev, "patch"));
+    if (!patch) {
       tether_json_unref(ev);
       s->stop = true;
       s->stop_at = at;
       return;
     }
-    span_push(s, ev, tether_json_object_get(ev, "patch"), index, at);
+    span_push(s, ev, patch, index, at);
     p = (size_t)(nl - b->data) + 1;
     s->end = from + (off_t)p;
   }
 }
 
 static void free_span_events(span *s) {
-  for (size_t i = 0; i < s->n; i++)
+  for (size_t i = 0; i < s->n; i++) {
+    tether_json_unref(s->item[i].patch);
     tether_json_unref(s->item[i].ev);
+  }
   s->n = 0;
 }
 
