@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "framing.h"
+#include "json_internal.h"
 #include "provider.h"
 #include "rpc.h"
 #include "tether/protocol.h"
@@ -151,8 +152,6 @@ struct tt_provider {
   tether_buf scratch;
 
   tt_provider *all_next, *all_prev;
-  char rbuf[65536];
-  char *big_rbuf; /* for a large message, see on_stdout_alloc */
   char ebuf[8192];
 };
 
@@ -1045,14 +1044,19 @@ static void handle_notification(tt_provider *p, tt_msg *m) {
  * the right kind) once VALUE parses as one JSON text, so the general
  * classification, the dearest step of the hot path, can be skipped. Any
  * other spelling, an id that is not pending, or a VALUE that does not
- * parse goes the general way, which reports it. */
-static bool handle_plain_result(tt_provider *p, const char *text, size_t len) {
+ * parse goes the general way, which reports it.
+ *
+ * Returns the request such a message answers, with *at the offset of
+ * VALUE, or NULL when the message is not of that shape or answers no
+ * request in flight. */
+static inline struct request *
+plain_result_request(tt_provider *p, const char *text, size_t len, size_t *at) {
   static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":";
   static const char mid[] = ",\"result\":";
   const size_t hlen = sizeof head - 1, mlen = sizeof mid - 1;
   if (len < hlen + 1 + mlen + 2 || text[len - 1] != '}' ||
       memcmp(text, head, hlen) != 0)
-    return false;
+    return NULL;
   size_t i = hlen;
   int64_t id = 0;
   while (i < len && i - hlen < 18 && text[i] >= '0' && text[i] <= '9')
@@ -1060,22 +1064,39 @@ static bool handle_plain_result(tt_provider *p, const char *text, size_t len) {
   /* VALUE needs at least one byte between mid and the closing brace. */
   if (i == hlen || (text[hlen] == '0' && i - hlen > 1) ||
       i + mlen + 1 >= len || memcmp(text + i, mid, mlen) != 0)
-    return false;
-  i += mlen;
+    return NULL;
   struct request *r = hash_find(p, id);
   if (!r || r->state != REQ_INFLIGHT)
-    return false;
-  tether_json *result = tether_json_parse(text + i, len - 1 - i, NULL);
-  if (!result)
-    return false;
+    return NULL;
+  *at = i + mlen;
+  return r;
+}
+
+/* Answers request r with result, which the call consumes. */
+static void deliver_result(tt_provider *p, struct request *r,
+                           tether_json *result) {
   request_unlink(p, r);
   tt_reply rep = {.kind = TT_REPLY_RESULT, .result = result};
   deliver(p, r, &rep);
   tether_json_unref(result);
   if (!p->freed)
     pump(p);
+}
+
+static bool handle_plain_result(tt_provider *p, const char *text, size_t len) {
+  size_t i;
+  struct request *r = plain_result_request(p, text, len, &i);
+  if (!r)
+    return false;
+  tether_json *result = tether_json_parse(text + i, len - 1 - i, NULL);
+  if (!result)
+    return false;
+  deliver_result(p, r, result);
   return true;
 }
+
+static void handle_value(tt_provider *p, tether_json *v, const char *text,
+                         size_t len);
 
 static void handle_message(tt_provider *p, const char *text, size_t len) {
   if (handle_plain_result(p, text, len))
@@ -1087,6 +1108,56 @@ static void handle_message(tt_provider *p, const char *text, size_t len) {
                                  text, len));
     return;
   }
+  handle_value(p, v, text, len);
+}
+
+/* Messages from this size on are parsed where the frame reader read them
+ * (tt_frame_reader_take, tt_json_parse_member_in_place) instead of being
+ * copied into new memory, which for a state of tens of megabytes costs
+ * page faults on top of the copying. Smaller ones keep the path tuned for
+ * the round trip of every request (a small answer shares one allocation
+ * with its value, json_internal.h): for them a copy is cheap, and taking
+ * the reader's buffer would only have it allocate another. */
+#define IN_PLACE_MIN (1u << 20)
+
+/* handle_message for a large message, which is parsed in the reader's
+ * buffer and dies there: what the error reports quote of it is kept
+ * before. The outcome is the same: a plain answer is delivered as soon as
+ * the whole message is found valid, anything else goes the general way
+ * from its parsed value. */
+static void handle_large_message(tt_provider *p, const char *text, size_t len) {
+  /* quote_bytes reads one byte past what it quotes of a longer text. */
+  char quote[QUOTE_MAX + 1];
+  size_t qlen = len < sizeof quote ? len : sizeof quote;
+  memcpy(quote, text, qlen);
+  size_t value_at = 0;
+  struct request *r = plain_result_request(p, text, len, &value_at);
+  size_t at;
+  char *block = tt_frame_reader_take(&p->reader, &at);
+  if (!block) {
+    /* Only a message next has just returned can be taken. */
+    handle_message(p, text, len);
+    return;
+  }
+  bool member = false;
+  tether_json *v =
+      r ? tt_json_parse_member_in_place(block, at, len, value_at, &member, NULL)
+        : tt_json_parse_in_place(block, at, len, NULL);
+  if (!v) {
+    fatal_stop(p, quoted_message(p, "wrote non-protocol output on stdout",
+                                 quote, len));
+    return;
+  }
+  if (member)
+    deliver_result(p, r, v);
+  else
+    handle_value(p, v, quote, len);
+}
+
+/* The part of handle_message after parsing: v (consumed) is the message,
+ * of which text, len is what error reports quote. */
+static void handle_value(tt_provider *p, tether_json *v, const char *text,
+                         size_t len) {
   if (tether_json_is_array(v)) {
     tether_json_unref(v);
     fatal_stop(p, quoted_message(p, "sent a batch, which tether never asks for",
@@ -1142,7 +1213,10 @@ static void drain_messages(tt_provider *p) {
     tt_frame_status st = tt_frame_reader_next(&p->reader, &msg, &len);
     switch (st) {
     case TT_FRAME_MESSAGE:
-      handle_message(p, msg, len);
+      if (len >= IN_PLACE_MIN)
+        handle_large_message(p, msg, len);
+      else
+        handle_message(p, msg, len);
       continue;
     case TT_FRAME_NEED_MORE:
       return;
@@ -1189,40 +1263,35 @@ static void stdout_finish(tt_provider *p) {
   }
 }
 
-/* Reads of a large message (a state of tens of megabytes) go through a
- * larger buffer: a few reads take what the provider wrote meanwhile,
- * instead of one read and one wakeup per 64 KiB. */
-#define BIG_READ (1u << 20)
+/* stdout is read straight into the frame reader's buffer, with room for
+ * at least READ_ROOM bytes per read, and for BIG_READ_ROOM while a large
+ * message (a state of tens of megabytes) is coming: a few reads then
+ * take what the provider wrote meanwhile, instead of one read and one
+ * wakeup per 64 KiB. */
+#define READ_ROOM (64u * 1024u)
+#define BIG_READ_ROOM (1u << 20)
 
 static void on_stdout_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   tt_provider *p = h->data;
   const char *pending;
-  if (!p->big_rbuf &&
-      tt_frame_reader_pending(&p->reader, &pending) >= sizeof p->rbuf)
-    p->big_rbuf = tt_malloc(BIG_READ);
-  if (p->big_rbuf) {
-    buf->base = p->big_rbuf;
-    buf->len = BIG_READ;
-  } else {
-    buf->base = p->rbuf;
-    buf->len = sizeof p->rbuf;
-  }
+  size_t min = tt_frame_reader_pending(&p->reader, &pending) >= READ_ROOM
+                   ? BIG_READ_ROOM
+                   : READ_ROOM;
+  char *space;
+  size_t avail;
+  tt_frame_reader_space(&p->reader, min, &space, &avail);
+  buf->base = space;
+  buf->len = avail;
 }
 
 static void on_stdout_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   tt_provider *p = s->data;
   if (nread > 0) {
+    /* After a fatal error what was read is left uncommitted: dropped. */
     if (p->fatal || p->freed)
       return;
-    tt_frame_reader_feed(&p->reader, buf->base, (size_t)nread);
+    tt_frame_reader_commit(&p->reader, (size_t)nread);
     drain_messages(p);
-    /* The large message is through: its buffer goes. */
-    const char *pending;
-    if (p->big_rbuf &&
-        tt_frame_reader_pending(&p->reader, &pending) < sizeof p->rbuf) {
-      free(p->big_rbuf);
-      p->big_rbuf = NULL;
-    }
     return;
   }
   if (nread == 0)
@@ -1711,7 +1780,6 @@ static void destroy(tt_provider *p) {
   tether_json_unref(p->info);
   tether_json_unref(p->types);
   tt_frame_reader_free(&p->reader);
-  free(p->big_rbuf);
   tether_buf_free(&p->errline);
   tether_buf_free(&p->errout);
   tether_buf_free(&p->scratch);

@@ -13,10 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <uv.h>
 
+#include "json_internal.h"
 #include "provider.h"
 #include "run.h"
 #include "util.h"
@@ -494,6 +493,7 @@ struct run {
    * on_print_check). */
   uv_check_t print_check;
   bool printed;
+  int write_error; /* errno of a failed write of the result, or 0 */
 };
 
 static void on_reply(tt_provider *p, const tt_reply *rep, void *user);
@@ -646,37 +646,22 @@ static void print_statistics(struct run *run) {
           percentile_us(run->latency, run->nlatency, 99), per_s);
 }
 
-/* A result can be tens of megabytes (a state_read), written once into
- * out front to back. In 4 KiB pages that costs a page fault per page, as
- * much as the copying; where the system offers huge pages to those who
- * ask, out asks, and a buffer that grows keeps asking (a larger mapping
- * inherits the request). Untouched, the room costs nothing. */
-#define OUTPUT_ROOM (4u << 20)
-
-static void prepare_output(tether_buf *out) {
-  tether_buf_reserve(out, OUTPUT_ROOM);
-#if defined(MADV_HUGEPAGE)
-  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  uintptr_t at = (uintptr_t)out->data, from = at & ~(page - 1);
-  (void)madvise((void *)from, at + out->cap - from, MADV_HUGEPAGE);
-#endif
-}
-
-/* Prints the result (a successful run's), once. */
+/* Prints the result (a successful run's), once. A result can be tens of
+ * megabytes (a state_read), most of it one raw text: it is written from
+ * where it lies (tt_json_write), not serialized into a buffer of that
+ * size first, which would cost a page fault per page on top of the
+ * copying. */
 static void print_result(struct run *run) {
   if (run->printed)
     return;
   run->printed = true;
-  if (run->result) {
-    tether_buf out;
-    tether_buf_init(&out);
-    prepare_output(&out);
-    tether_json_dump(run->result, &out);
-    tether_buf_append_char(&out, '\n');
-    fwrite(out.data, 1, out.len, stdout);
-    tether_buf_free(&out);
-  }
-  fflush(stdout);
+  bool ok = true;
+  if (run->result)
+    ok = tt_json_write(run->result, stdout) && putchar('\n') != EOF;
+  if (fflush(stdout) != 0)
+    ok = false;
+  if (!ok)
+    run->write_error = errno ? errno : EIO;
 }
 
 /* Runs after every turn of the loop once the last answer is in. When the
@@ -748,6 +733,11 @@ static int run_operation(const tt_run_opts *o) {
     status = 1;
   } else {
     print_result(&run);
+    if (run.write_error) {
+      fprintf(stderr, "tether: could not write the result: %s\n",
+              strerror(run.write_error));
+      status = 1;
+    }
     if (o->repeat)
       print_statistics(&run);
   }

@@ -2,6 +2,7 @@
  * framing.c: cutting messages out of a byte stream (ndjson and the LSP
  * content-length framing) and framing outgoing ones.
  */
+#include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -66,16 +67,56 @@ static void grow(tt_frame_reader *r, size_t len) {
 #endif
 }
 
-void tt_frame_reader_feed(tt_frame_reader *r, const char *data, size_t len) {
-  /* Dropping what was consumed before appending keeps the buffer as small
-   * as the message in progress; the message pointer handed out last time is
-   * documented to die here. */
+/* Drops what was consumed before more bytes come, which keeps the buffer
+ * as small as the message in progress; the message pointer handed out
+ * last time is documented to die here. */
+static void drop_consumed(tt_frame_reader *r) {
+  r->returned = false;
   if (r->start > 0) {
     tether_buf_consume(&r->buf, r->start);
     r->start = 0;
   }
+}
+
+void tt_frame_reader_feed(tt_frame_reader *r, const char *data, size_t len) {
+  drop_consumed(r);
   grow(r, len);
   tether_buf_append(&r->buf, data, len);
+}
+
+void tt_frame_reader_space(tt_frame_reader *r, size_t min, char **space,
+                           size_t *avail) {
+  drop_consumed(r);
+  grow(r, min);
+  *space = r->buf.data + r->buf.len;
+  /* The last byte stays free for the NUL that commit writes. */
+  *avail = r->buf.cap - r->buf.len - 1;
+}
+
+void tt_frame_reader_commit(tt_frame_reader *r, size_t n) {
+  if (n == 0)
+    return;
+  /* More than space offered would have been written past the buffer. */
+  assert(r->buf.data && n < r->buf.cap - r->buf.len);
+  r->buf.len += n;
+  r->buf.data[r->buf.len] = '\0';
+}
+
+char *tt_frame_reader_take(tt_frame_reader *r, size_t *at) {
+  if (!r->returned)
+    return NULL;
+  r->returned = false;
+  /* The message ends at or before start, and the buffer keeps a byte
+   * after its len: there is a byte after the message's last. */
+  char *block = r->buf.data;
+  *at = r->returned_at;
+  tether_buf rest;
+  tether_buf_init(&rest);
+  if (r->buf.len > r->start)
+    tether_buf_append(&rest, r->buf.data + r->start, r->buf.len - r->start);
+  r->buf = rest;
+  r->start = 0;
+  return block;
 }
 
 size_t tt_frame_reader_pending(const tt_frame_reader *r, const char **data) {
@@ -212,6 +253,8 @@ static tt_frame_status next_ndjson(tt_frame_reader *r, const char **msg,
       continue;
     *msg = base;
     *len = n;
+    r->returned = true;
+    r->returned_at = (size_t)(base - r->buf.data);
     return TT_FRAME_MESSAGE;
   }
 }
@@ -340,6 +383,8 @@ static tt_frame_status next_content_length(tt_frame_reader *r, const char **msg,
     return TT_FRAME_NEED_MORE;
   *msg = r->buf.data + r->start;
   *len = r->body_len;
+  r->returned = true;
+  r->returned_at = r->start;
   r->start += r->body_len;
   r->in_body = false;
   r->body_len = 0;
@@ -364,6 +409,7 @@ static void shed(tt_frame_reader *r) {
 
 tt_frame_status tt_frame_reader_next(tt_frame_reader *r, const char **msg,
                                      size_t *len) {
+  r->returned = false;
   if (r->failed)
     return r->failure;
   shed(r);

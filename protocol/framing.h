@@ -60,6 +60,9 @@ typedef struct tt_frame_reader {
   size_t body_len; /* content-length: length of the pending body */
   bool in_body;    /* content-length: header parsed, waiting for body */
   bool failed;     /* a fatal error was reported; next repeats it */
+  bool returned;   /* next returned the message at returned_at, and it is
+                      still in buf (for take) */
+  size_t returned_at;
   tt_frame_status failure;
   char error[200]; /* what went wrong, for TOO_LARGE and BAD_HEADER */
 } tt_frame_reader;
@@ -70,13 +73,32 @@ void tt_frame_reader_init(tt_frame_reader *r, tt_framing framing,
 void tt_frame_reader_free(tt_frame_reader *r);
 /* Appends bytes read from the peer. */
 void tt_frame_reader_feed(tt_frame_reader *r, const char *data, size_t len);
+/* Room for reading straight into the reader, instead of reading into a
+ * buffer of one's own and feeding that: *space receives where, *avail how
+ * many bytes (at least min). The bytes written there count once
+ * tt_frame_reader_commit says how many there are; until then the reader
+ * must not be used otherwise. */
+void tt_frame_reader_space(tt_frame_reader *r, size_t min, char **space,
+                           size_t *avail);
+/* Adds the n bytes (at most the *avail of the last space) written at the
+ * last space. */
+void tt_frame_reader_commit(tt_frame_reader *r, size_t n);
 /* Takes the next complete message out. On TT_FRAME_MESSAGE, *msg points
- * into the reader's buffer and stays valid until the next call to feed or
- * next; it is not NUL-terminated. On an error the reader is unusable (every
- * later call returns the same error) and r->error says why, quoting the
- * offending bytes. */
+ * into the reader's buffer and stays valid until the next call to feed,
+ * space, next or take; it is not NUL-terminated. On an error the reader
+ * is unusable (every later call returns the same error) and r->error says
+ * why, quoting the offending bytes. */
 tt_frame_status tt_frame_reader_next(tt_frame_reader *r, const char **msg,
                                      size_t *len);
+/* Hands over the buffer holding the message the last call to next
+ * returned, so that a large message can be used where it lies instead of
+ * being copied: returns the malloc'd block (the caller frees it) and
+ * stores in *at where the message starts in it. The message's bytes are
+ * followed by at least one more byte of the block, which the caller may
+ * overwrite (with a NUL). The reader goes on with a new buffer that holds
+ * only the bytes after the message. Returns NULL when next did not just
+ * return a message. */
+char *tt_frame_reader_take(tt_frame_reader *r, size_t *at);
 /* Bytes buffered but not yet returned as a message (for error reports: the
  * start of what a peer sent that never became a message). */
 size_t tt_frame_reader_pending(const tt_frame_reader *r, const char **data);

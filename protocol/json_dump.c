@@ -2,7 +2,8 @@
  * json_dump.c: values to compact JSON text. Strings escape '"', '\\' and
  * control characters (with the short forms \b \f \n \r \t where JSON has
  * them) and pass other UTF-8 through; a raw container is copied as the
- * compact text it already is.
+ * compact text it already is (or, by tt_json_write, written from where
+ * it lies).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +164,17 @@ static void append_key(tether_buf *out, const char *sep, const char *key,
   out->data[out->len] = '\0';
 }
 
+/* Where a dump in pieces goes (tt_json_dump_pieces, tt_json_write). */
+typedef struct dump_sink {
+  size_t piece;
+  void (*flush)(tether_buf *out, void *ctx);
+  /* When set, takes a raw text of piece bytes or more from where it lies,
+   * after flush has taken out what came before it, instead of the text
+   * being copied into out. */
+  void (*write)(const char *s, size_t len, void *ctx);
+  void *ctx;
+} dump_sink;
+
 typedef struct dump_frame {
   const tether_json *v;
   size_t i;       /* next element or member slot */
@@ -172,7 +184,8 @@ typedef struct dump_frame {
 /* Writes a scalar or a raw container completely; for a materialized
  * container writes the opening bracket and returns true: its members
  * follow. */
-static bool dump_open(const tether_json *v, tether_buf *out) {
+static bool dump_open(const tether_json *v, tether_buf *out,
+                      const dump_sink *sink) {
   switch ((tether_json_kind)v->kind) {
   case TETHER_JSON_NULL:
     tether_buf_append(out, "null", 4);
@@ -204,7 +217,13 @@ static bool dump_open(const tether_json *v, tether_buf *out) {
         const char *text;
         size_t len;
         tt_json_text_slice(t, tok, &text, &len);
-        tether_buf_append(out, text, len);
+        if (sink && sink->write && len >= sink->piece) {
+          if (out->len)
+            sink->flush(out, sink->ctx);
+          sink->write(text, len, sink->ctx);
+        } else {
+          tether_buf_append(out, text, len);
+        }
       }
       tt_json_raw_release(v, t);
       if (copied)
@@ -218,16 +237,11 @@ static bool dump_open(const tether_json *v, tether_buf *out) {
   return false;
 }
 
-void tether_json_dump(const tether_json *v, tether_buf *out) {
-  tt_json_dump_pieces(v, out, 0, NULL, NULL);
-}
-
-void tt_json_dump_pieces(const tether_json *v, tether_buf *out, size_t piece,
-                         void (*flush)(tether_buf *out, void *ctx),
-                         void *ctx) {
+/* Dumps v into out, or with a sink in pieces. */
+static void dump(const tether_json *v, tether_buf *out, const dump_sink *sink) {
   if (!v)
     v = tether_json_null();
-  if (!dump_open(v, out))
+  if (!dump_open(v, out, sink))
     return;
   /* An explicit stack: values built through the API may nest deeper
    * than the C stack would allow recursion to. It starts on the C stack,
@@ -237,8 +251,8 @@ void tt_json_dump_pieces(const tether_json *v, tether_buf *out, size_t piece,
   dump_frame *st = small;
   st[depth++] = (dump_frame){v, 0, 0};
   while (depth) {
-    if (flush && out->len >= piece)
-      flush(out, ctx);
+    if (sink && out->len >= sink->piece)
+      sink->flush(out, sink->ctx);
     dump_frame *f = &st[depth - 1];
     const tether_json *child;
     if (f->v->kind == TETHER_JSON_ARRAY) {
@@ -278,7 +292,7 @@ void tt_json_dump_pieces(const tether_json *v, tether_buf *out, size_t piece,
                  m->key_len);
       child = m->value;
     }
-    if (dump_open(child, out)) {
+    if (dump_open(child, out, sink)) {
       if (depth == cap) {
         cap *= 2;
         if (st == small) {
@@ -293,6 +307,52 @@ void tt_json_dump_pieces(const tether_json *v, tether_buf *out, size_t piece,
   }
   if (st != small)
     free(st);
+}
+
+void tether_json_dump(const tether_json *v, tether_buf *out) {
+  dump(v, out, NULL);
+}
+
+void tt_json_dump_pieces(const tether_json *v, tether_buf *out, size_t piece,
+                         void (*flush)(tether_buf *out, void *ctx),
+                         void *ctx) {
+  dump_sink sink = {piece, flush, NULL, ctx};
+  dump(v, out, flush ? &sink : NULL);
+}
+
+/* The buffer tt_json_write fills between writes, and the size from which
+ * a raw text is written from where it lies instead. */
+#define WRITE_PIECE (64u * 1024u)
+
+typedef struct file_sink {
+  FILE *f;
+  bool ok; /* no write has failed */
+} file_sink;
+
+static void file_write(const char *s, size_t len, void *ctx) {
+  file_sink *fs = ctx;
+  /* Once a write has failed, the rest of the text is not tried. */
+  if (fs->ok && fwrite(s, 1, len, fs->f) != len)
+    fs->ok = false;
+}
+
+static void file_flush(tether_buf *out, void *ctx) {
+  file_write(out->data, out->len, ctx);
+  out->len = 0;
+  out->data[0] = '\0';
+}
+
+bool tt_json_write(const tether_json *v, FILE *f) {
+  tether_buf out;
+  tether_buf_init(&out);
+  tether_buf_reserve(&out, WRITE_PIECE);
+  file_sink fs = {f, true};
+  dump_sink sink = {WRITE_PIECE, file_flush, file_write, &fs};
+  dump(v, &out, &sink);
+  if (out.len)
+    file_flush(&out, &fs);
+  tether_buf_free(&out);
+  return fs.ok;
 }
 
 char *tether_json_dumps(const tether_json *v, size_t *len) {

@@ -4,7 +4,9 @@
  * json_number.c, json_parse.c, json_build.c, json_dump.c, json_pointer.c,
  * json_patch.c, json_splice.c) and by their unit tests. Nothing else
  * should include it, but for the provider library's output, which uses
- * tt_json_dump_pieces to stream large answers.
+ * tt_json_dump_pieces to stream large answers, and the host, which
+ * parses large answers in place (tt_json_parse_member_in_place) and
+ * prints them from their text (tt_json_write).
  *
  * NODES. Every value is a node that starts with `struct tether_json`
  * (reference count and kind) and continues with the fields of its kind:
@@ -73,6 +75,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "tether/json.h"
 
@@ -353,6 +356,29 @@ size_t tt_json_unescape(const char *s, size_t len, char *out);
 const char *tt_json_skip_string(const char *s, const char *end);
 const char *tt_json_skip_value(const char *s, const char *end);
 
+/* ---- json_parse.c: parsing in place ---- */
+
+/* tether_json_parse of the len bytes at block + at, where block is a
+ * malloc'd allocation of at least at + len + 1 bytes that the parse takes
+ * over: the text is compacted within it, towards its front, and becomes
+ * the text of the value, so that a large text is never copied into new
+ * memory. On failure block is freed, and *err (when not NULL) is what
+ * tether_json_parse reports for the same bytes. A container comes back
+ * raw and unindexed, whatever its size (LAZY CONTAINERS above). */
+tether_json *tt_json_parse_in_place(char *block, size_t at, size_t len,
+                                    tether_json_error *err);
+/* tt_json_parse_in_place, for a caller that wants the value of the last
+ * member of an object and knows where it starts: at input offset
+ * member_at, after bytes without whitespace between tokens and without
+ * backslashes (a JSON-RPC answer's {"jsonrpc":"2.0","id":2,"result":).
+ * When the text is such an object and the member there is its last, that
+ * value alone is returned and *member set; the rest of the object is
+ * validated but not kept. Otherwise the whole text is parsed as
+ * tt_json_parse_in_place parses it. */
+tether_json *tt_json_parse_member_in_place(char *block, size_t at, size_t len,
+                                           size_t member_at, bool *member,
+                                           tether_json_error *err);
+
 /* Builds the token index of an unindexed text (t->unindexed), with the
  * parser's tokenizer and walk over the compact, valid text (json_parse.c).
  * Only the thread materializing the text's root calls it, and nothing
@@ -394,6 +420,13 @@ tether_json *tt_json_raw_splice(const char *s, size_t len, size_t from,
 void tt_json_dump_pieces(const tether_json *v, tether_buf *out, size_t piece,
                          void (*flush)(tether_buf *out, void *ctx),
                          void *ctx);
+
+/* tether_json_dump of v to f, without the text ever being in memory as a
+ * whole: raw texts of 64 KiB or more are written from where they lie,
+ * the rest goes through a small buffer. The bytes are the same. Returns
+ * false when a write to f failed (errno says why); what f buffers is the
+ * caller's to flush. */
+bool tt_json_write(const tether_json *v, FILE *f);
 
 /* The escape sequence for a byte a JSON string cannot hold as is ('"',
  * '\\' or a control character): written to out, length returned. */

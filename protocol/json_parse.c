@@ -43,6 +43,7 @@
 #define JSMN_STATIC
 #include <jsmn.h>
 
+#include <assert.h>
 #include <limits.h>
 #include <stdarg.h>
 #if defined(__SSE2__)
@@ -112,6 +113,12 @@ typedef struct walker {
   size_t flush; /* first input byte not yet copied to dst */
   size_t shift; /* whitespace bytes dropped so far */
   size_t value_end; /* where the top-level value ends */
+  /* dst is the input's own buffer, at or before s (see Parsing in place
+   * below): the compacted text overwrites input the walk has read. */
+  bool in_place;
+  /* Elements or members of the container closed last: after the walk,
+   * the root's. */
+  uint32_t root_count;
   /* Objects that may repeat a key (see frame.keys_seen), by token. */
   uint32_t *suspects;
   size_t nsuspects, suspects_cap;
@@ -172,6 +179,19 @@ static inline bool is_ws(char c) {
   return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
+/* Copies the input from w->flush up to pos, which needs no rewriting, to
+ * the end of the compacted text. In place the two may overlap, and when
+ * nothing has been dropped yet they are the same bytes: nothing moves. */
+static inline void flush_to(walker *w, size_t pos) {
+  char *to = w->dst + w->dlen;
+  const char *from = w->s + w->flush;
+  size_t n = pos - w->flush;
+  if (to != from)
+    memmove(to, from, n);
+  w->dlen += n;
+  w->flush = pos;
+}
+
 /* Skips the whitespace at pos, dropping it from the compacted text;
  * returns where it ends. */
 static inline size_t skip_ws(walker *w, size_t pos) {
@@ -184,10 +204,8 @@ static inline size_t skip_ws(walker *w, size_t pos) {
     pos++;
   if (pos == start)
     return pos;
-  if (w->dst) {
-    memcpy(w->dst + w->dlen, w->s + w->flush, start - w->flush);
-    w->dlen += start - w->flush;
-  }
+  if (w->dst)
+    flush_to(w, start);
   w->flush = pos;
   w->shift += pos - start;
   return pos;
@@ -583,13 +601,26 @@ static size_t scan_literal(walker *w, size_t pos) {
  * compacted text the way tether_json_dump would write its value: escapes
  * only for '"', '\\' and control characters, every other character as
  * UTF-8. The raw text of a container is then exactly its serialization,
- * whether or not anyone has looked inside it. The result is never longer
- * than the literal: each escape it writes replaces one at least as long. */
+ * whether or not anyone has looked inside it.
+ *
+ * The result is never longer than the literal, which parsing in place
+ * relies on: the compacted text is never longer than the input before it
+ * (dlen <= q), so in place the rewritten string ends at or before end and
+ * never overwrites input the walk has yet to read. Each character the
+ * result escapes (a quote, a backslash, a control character) cannot
+ * appear bare in a valid literal, so the literal escapes it too: with the
+ * same two-byte form where JSON has one (for the quote, the backslash, b,
+ * f, n, r and t), which the result also writes, or with a six-byte \u00XX,
+ * where the result writes two or, for a control character without a short
+ * form, the same six. Every other character the result writes as UTF-8:
+ * as the literal had it, or shorter than its escape (the escaped solidus
+ * is two bytes for one, \uXXXX six for at most three, a surrogate pair
+ * twelve for four). */
 static void canonicalize_string(walker *w, size_t q, size_t end) {
   if (!w->dst)
     return;
-  memcpy(w->dst + w->dlen, w->s + w->flush, q - w->flush);
-  w->dlen += q - w->flush;
+  flush_to(w, q);
+  assert(w->dlen <= q);
   size_t len = end - q - 2;
   char small[256];
   char *raw = len <= sizeof small ? small : tt_malloc(len);
@@ -605,6 +636,7 @@ static void canonicalize_string(walker *w, size_t q, size_t end) {
       d[o++] = (char)c;
   }
   d[o++] = '"';
+  assert(o <= end - q);
   if (raw != small)
     free(raw);
   w->dlen += o;
@@ -824,23 +856,27 @@ key:
       goto out;
     size_t in_end = next - 1;
     claim_end(w, jend, in_end);
+    /* Read before a rewrite, which in place overwrites the input. */
+    uint64_t bit = key_bit(s + kstart, in_end - kstart);
     if (escaped)
       canonicalize_string(w, pos, next);
     pos = next;
     finish_token(w, t, pos);
     if (!w->out && w->dst && !w->dups) {
       /* The literal as the compacted text has it: a rewritten one is
-       * there already, any other is the input's. */
+       * there already, any other is the input's, which in place is
+       * overwritten when something before it was dropped: there the key
+       * is found where the compacted text will have it (see close). */
       if (w->nkeys == w->keys_cap) {
         w->keys_cap = w->keys_cap ? w->keys_cap * 2 : 64;
         w->keys = tt_realloc(w->keys, w->keys_cap * sizeof *w->keys);
       }
       size_t klen = pos - w->shift - 1 - (kstart - shift);
       w->keys[w->nkeys++] = (key_span){
-          escaped ? w->dst + w->dlen - klen - 1 : s + kstart, klen};
+          escaped || w->in_place ? w->dst + (kstart - shift) : s + kstart,
+          klen};
     }
     frame *f = &st[depth - 1];
-    uint64_t bit = key_bit(s + kstart, in_end - kstart);
     /* Two spellings of one key ("a" and "\u0061") hash apart. */
     if ((f->keys_seen & bit) || escaped)
       f->suspect = true;
@@ -888,6 +924,7 @@ close: {
   /* pos is at the closing bracket of st[depth - 1]. */
   frame *f = &st[--depth];
   pos++;
+  w->root_count = f->count;
   if (f->tok != NO_TOKEN) {
     tt_tok *o = &w->out[f->tok];
     o->end = (uint32_t)(pos - w->shift);
@@ -896,9 +933,14 @@ close: {
     if (f->suspect)
       push_suspect(w, f->tok);
   } else if (w->dst && !w->dups) {
-    /* Its keys are the last ones logged: checked now and let go. */
-    if (f->suspect)
+    /* Its keys are the last ones logged: checked now and let go. In
+     * place they are read from the compacted text, complete up to here
+     * once what is pending is flushed. */
+    if (f->suspect) {
+      if (w->in_place)
+        flush_to(w, pos);
       w->dups = keys_repeat(w->keys + f->first_key, w->nkeys - f->first_key);
+    }
     w->nkeys = f->first_key;
   }
   goto after_value;
@@ -915,8 +957,7 @@ done: {
     goto out;
   }
   if (w->dst) {
-    memcpy(w->dst + w->dlen, s + w->flush, end - w->flush);
-    w->dlen += end - w->flush;
+    flush_to(w, end);
     w->dst[w->dlen] = '\0';
   }
   ok = true;
@@ -1033,31 +1074,45 @@ static tt_json_text *finish_text(walker *w, bool dst_on_stack) {
   return t;
 }
 
-tether_json *tether_json_parse(const char *text, size_t len,
-                               tether_json_error *err) {
-  tether_json_error local_err;
-  if (!err)
-    err = &local_err;
+/* Clears *err and refuses what no walk takes: bytes that are not there,
+ * or more than jsmn's int offsets reach. */
+static bool input_fits(const char *text, size_t len, tether_json_error *err) {
   err->offset = 0;
   err->op = -1;
   err->message[0] = '\0';
   if (!text && len) {
     tt_json_set_error(err, 0, -1, "invalid JSON at byte 0: no input");
-    return NULL;
+    return false;
   }
   if (len >= INT_MAX) {
     tt_json_set_error(err, 0, -1,
                       "invalid JSON at byte 0: input of %zu bytes is too "
                       "large (the limit is %d bytes)",
                       len, INT_MAX - 1);
-    return NULL;
+    return false;
   }
-  if (!text)
-    text = "";
+  return true;
+}
+
+/* Whether the value in text[0..len) is an object or an array, which the
+ * walk tokenizes, rather than a single scalar. */
+static bool is_container(const char *text, size_t len) {
   size_t first = 0;
   while (first < len && is_ws(text[first]))
     first++;
-  if (first == len || (text[first] != '{' && text[first] != '['))
+  return first < len && (text[first] == '{' || text[first] == '[');
+}
+
+tether_json *tether_json_parse(const char *text, size_t len,
+                               tether_json_error *err) {
+  tether_json_error local_err;
+  if (!err)
+    err = &local_err;
+  if (!input_fits(text, len, err))
+    return NULL;
+  if (!text)
+    text = "";
+  if (!is_container(text, len))
     return parse_scalar(text, len, err);
 
   tt_tok stack_toks[STACK_TOKENS];
@@ -1104,6 +1159,136 @@ tether_json *tether_json_parse(const char *text, size_t len,
     t->dups = repeats_key(t, w.suspects[i]);
   free(w.suspects);
   return root;
+}
+
+/* ---- Parsing in place ---- */
+
+/*
+ * A large message arrives in a buffer of its own (the frame reader's, see
+ * tt_frame_reader_take), and copying its text into new memory costs as
+ * much again in page faults as in copying: parsed where it lies, it
+ * keeps that buffer as its text. The walk compacts towards the front of
+ * the buffer as it goes, and the compacted text never overtakes the
+ * input it comes from (whitespace is dropped, a rewritten string is
+ * never longer than its literal: canonicalize_string), so it only ever
+ * overwrites input the walk has read. jsmn, which reads ahead of the
+ * walk, resumes after a full window where the walk stands (refill), and
+ * rereads nothing behind it. A compact text without escapes does not
+ * move at all, or once, at the end, when it does not start at the front
+ * of the buffer. Such a text gets its token index later, like any large
+ * one (LAZY_INDEX_MIN), and its keys are logged where the compacted text
+ * has them (walk, at key).
+ */
+
+/* Which member of the root object the value at offset `at` of text
+ * belongs to (counted from 0), when all before it is compact and plain,
+ * without whitespace between tokens and without backslashes, so that its
+ * bytes stay where they are in the compacted text; -1 otherwise. The
+ * walk validates these bytes: this only counts the members of a text that
+ * turns out valid. */
+static long member_index(const char *text, size_t len, size_t at) {
+  if (at < 2 || at >= len || text[0] != '{' || text[at - 1] != ':' ||
+      is_ws(text[at]))
+    return -1;
+  size_t depth = 0;
+  long colons = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < at; i++) {
+    char c = text[i];
+    if (c == '\\')
+      return -1;
+    if (c == '"')
+      in_string = !in_string;
+    else if (in_string)
+      continue;
+    else if (is_ws(c))
+      return -1;
+    else if (c == '{' || c == '[')
+      depth++;
+    else if (c == '}' || c == ']')
+      depth--;
+    else if (c == ':' && depth == 1)
+      colons++;
+  }
+  return in_string || depth != 1 ? -1 : colons - 1;
+}
+
+/* Parses text block + at in place (see above). With member set and the
+ * text an object whose last member's value starts at member_at, returns
+ * that value alone. */
+static tether_json *parse_in_place(char *block, size_t at, size_t len,
+                                   size_t member_at, bool *member,
+                                   tether_json_error *err) {
+  tether_json_error local_err;
+  if (!err)
+    err = &local_err;
+  if (member)
+    *member = false;
+  const char *text = block ? block + at : NULL;
+  if (!input_fits(text, len, err)) {
+    free(block);
+    return NULL;
+  }
+  if (!text || !is_container(text, len)) {
+    /* Nothing to keep: a scalar is built on its own. */
+    tether_json *v = parse_scalar(text ? text : "", len, err);
+    free(block);
+    return v;
+  }
+  long index = member ? member_index(text, len, member_at) : -1;
+  jsmntok_t window[JSMN_WINDOW];
+  walker w = {
+      .s = text, .len = len, .dst = block, .in_place = true, .err = err};
+  start_jsmn(&w, window);
+  bool ok = walk_tokens(&w);
+  free(w.keys);
+  free(w.suspects);
+  if (!ok) {
+    free(block);
+    return NULL;
+  }
+  size_t tlen = w.dlen;
+  if (index >= 0 && w.root_count == (uint64_t)index + 1) {
+    /* The last member: its value runs up to the root's closing brace,
+     * the last byte of the compacted text, and starts where it did in
+     * the input, since nothing before it was dropped or rewritten. */
+    *member = true;
+    tlen = w.dlen - 1 - member_at;
+    memmove(block, block + member_at, tlen);
+    block[tlen] = '\0';
+    if (!is_container(block, tlen)) {
+      tether_json *v = tt_json_build_scalar(block, tlen);
+      free(block);
+      return v;
+    }
+  }
+  /* The text keeps only the part of the block it needs; an allocation
+   * shrinks where it is. Some object in the text repeating a key was
+   * found from the key log (at the close of each object). */
+  tt_json_text *t = tt_malloc(sizeof *t);
+  t->text = tt_realloc(block, tlen + 1);
+  t->len = tlen;
+  t->toks = NULL;
+  t->ntok = 0;
+  t->own_toks = false;
+  t->own_text = true;
+  atomic_init(&t->refs, 1);
+  t->dups = w.dups;
+  t->unindexed = true;
+  t->home = false;
+  return tt_json_new_raw(
+      t->text[0] == '{' ? TETHER_JSON_OBJECT : TETHER_JSON_ARRAY, t, 0);
+}
+
+tether_json *tt_json_parse_in_place(char *block, size_t at, size_t len,
+                                    tether_json_error *err) {
+  return parse_in_place(block, at, len, 0, NULL, err);
+}
+
+tether_json *tt_json_parse_member_in_place(char *block, size_t at, size_t len,
+                                           size_t member_at, bool *member,
+                                           tether_json_error *err) {
+  return parse_in_place(block, at, len, member_at, member, err);
 }
 
 /* ---- Indexing a large text ---- */

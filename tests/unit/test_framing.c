@@ -1,6 +1,8 @@
 /*
  * test_framing.c: cutting messages out of byte streams in both framings,
- * detection, size limits, malformed headers and framing on the way out.
+ * detection, size limits, malformed headers and framing on the way out;
+ * reading straight into the reader (space, commit) and taking a message's
+ * buffer over (take).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,27 +38,86 @@ static void drain(tt_frame_reader *r, collected *c) {
   }
 }
 
+/* drain, taking each message's buffer over as a large message is taken:
+ * the message is where next said, the byte after it is the taker's, and
+ * a buffer is taken once. */
+static void drain_taking(tt_frame_reader *r, collected *c) {
+  const char *msg;
+  size_t len;
+  for (;;) {
+    tt_frame_status st = tt_frame_reader_next(r, &msg, &len);
+    c->last = st;
+    size_t at;
+    if (st != TT_FRAME_MESSAGE) {
+      assert_null(tt_frame_reader_take(r, &at));
+      return;
+    }
+    char *block = tt_frame_reader_take(r, &at);
+    assert_non_null(block);
+    assert_ptr_equal(block + at, msg);
+    assert_null(tt_frame_reader_take(r, &at));
+    block[at + len] = '\0';
+    assert_true(c->count < 16);
+    char *copy = malloc(len + 1);
+    memcpy(copy, block + at, len + 1);
+    c->msgs[c->count++] = copy;
+    free(block);
+  }
+}
+
+/* Reads stream into r the way the host reads a pipe: straight into the
+ * reader's space, at most chunk bytes per read, draining after each. */
+static void read_in_chunks(tt_frame_reader *r, const char *stream,
+                           size_t stream_len, size_t chunk, bool take,
+                           collected *c) {
+  for (size_t off = 0; off < stream_len;) {
+    char *space;
+    size_t avail;
+    tt_frame_reader_space(r, 1, &space, &avail);
+    assert_true(avail >= 1);
+    size_t n = stream_len - off;
+    if (n > chunk)
+      n = chunk;
+    if (n > avail)
+      n = avail;
+    memcpy(space, stream + off, n);
+    tt_frame_reader_commit(r, n);
+    off += n;
+    if (take)
+      drain_taking(r, c);
+    else
+      drain(r, c);
+    assert_int_equal(c->last, TT_FRAME_NEED_MORE);
+  }
+}
+
 static void collected_free(collected *c) {
   for (size_t i = 0; i < c->count; i++)
     free(c->msgs[i]);
   c->count = 0;
 }
 
-/* Feeds the whole stream at once, then one byte at a time, and checks that
- * both give the expected messages: how bytes arrive must not matter. */
+/* Feeds the whole stream at once, then one byte at a time, then reads it
+ * into the reader's space in reads of 3 bytes, and of 5 bytes taking each
+ * message's buffer over, and checks that each way gives the expected
+ * messages: how bytes arrive and how messages leave must not matter. */
 static void expect_messages(tt_framing framing, const char *stream,
                             size_t stream_len, const char *const *want,
                             size_t nwant) {
-  for (int bytewise = 0; bytewise < 2; bytewise++) {
+  for (int way = 0; way < 4; way++) {
     tt_frame_reader r;
     tt_frame_reader_init(&r, framing, 0);
     collected c = {0};
-    if (bytewise) {
+    if (way == 1) {
       for (size_t i = 0; i < stream_len; i++) {
         tt_frame_reader_feed(&r, stream + i, 1);
         drain(&r, &c);
         assert_int_equal(c.last, TT_FRAME_NEED_MORE);
       }
+    } else if (way == 2) {
+      read_in_chunks(&r, stream, stream_len, 3, false, &c);
+    } else if (way == 3) {
+      read_in_chunks(&r, stream, stream_len, 5, true, &c);
     } else {
       tt_frame_reader_feed(&r, stream, stream_len);
       drain(&r, &c);
@@ -329,6 +390,201 @@ static void large_message_in_pieces(void **state) {
   free(body);
 }
 
+static void space_and_commit(void **state) {
+  tt_frame_reader r;
+  tt_frame_reader_init(&r, TT_FRAMING_NDJSON, 0);
+  char *space;
+  size_t avail;
+  tt_frame_reader_space(&r, 100, &space, &avail);
+  assert_true(avail >= 100);
+  /* Nothing counts before it is committed, and committing nothing is
+   * nothing. */
+  memcpy(space, "{\"a\":1}\n", 8);
+  const char *msg, *rest;
+  size_t len;
+  assert_int_equal(tt_frame_reader_next(&r, &msg, &len), TT_FRAME_NEED_MORE);
+  tt_frame_reader_commit(&r, 0);
+  assert_int_equal(tt_frame_reader_pending(&r, &rest), 0);
+  memcpy(space + 8, "{\"b\"", 4);
+  tt_frame_reader_commit(&r, 12);
+  assert_int_equal(tt_frame_reader_next(&r, &msg, &len), TT_FRAME_MESSAGE);
+  assert_int_equal(len, 7);
+  assert_memory_equal(msg, "{\"a\":1}", 7);
+  assert_int_equal(tt_frame_reader_next(&r, &msg, &len), TT_FRAME_NEED_MORE);
+  /* More room comes right after what is pending, which the message
+   * before no longer keeps from the front. */
+  tt_frame_reader_space(&r, 4096, &space, &avail);
+  assert_true(avail >= 4096);
+  assert_int_equal(tt_frame_reader_pending(&r, &rest), 4);
+  assert_ptr_equal(space, rest + 4);
+  memcpy(space, ":2}\n", 4);
+  tt_frame_reader_commit(&r, 4);
+  assert_int_equal(tt_frame_reader_next(&r, &msg, &len), TT_FRAME_MESSAGE);
+  assert_int_equal(len, 7);
+  assert_memory_equal(msg, "{\"b\":2}", 7);
+  tt_frame_reader_free(&r);
+}
+
+/* Reads a whole stream into the reader's space at once. */
+static void put(tt_frame_reader *r, const char *s, size_t n) {
+  char *space;
+  size_t avail;
+  tt_frame_reader_space(r, n, &space, &avail);
+  assert_true(avail >= n);
+  memcpy(space, s, n);
+  tt_frame_reader_commit(r, n);
+}
+
+static void take_leaves_what_follows(void **state) {
+  tt_frame_reader r;
+  tt_frame_reader_init(&r, TT_FRAMING_NDJSON, 0);
+  size_t at;
+  /* Nothing to take before a message, nor after NEED_MORE. */
+  assert_null(tt_frame_reader_take(&r, &at));
+  static const char stream[] = "\n{\"big\":1}\r\n{\"next\"";
+  put(&r, stream, sizeof stream - 1);
+  const char *msg, *rest;
+  size_t len;
+  assert_int_equal(tt_frame_reader_next(&r, &msg, &len), TT_FRAME_MESSAGE);
+  char *block = tt_frame_reader_take(&r, &at);
+  assert_non_null(block);
+  assert_int_equal(at, 1);
+  assert_int_equal(len, 9);
+  assert_memory_equal(block + at, "{\"big\":1}", 9);
+  /* The byte after the message is the taker's to write. */
+  block[at + len] = '\0';
+  assert_string_equal(block + at, "{\"big\":1}");
+  free(block);
+  /* The reader keeps only the start of the next message, in a buffer of
+   * its own (the sanitizers see any read of the freed one). */
+  assert_int_equal(tt_frame_reader_pending(&r, &rest), 7);
+  assert_memory_equal(rest, "{\"next\"", 7);
+  assert_int_equal(tt_frame_reader_next(&r, &msg, &len), TT_FRAME_NEED_MORE);
+  assert_null(tt_frame_reader_take(&r, &at));
+  put(&r, ":2}\n", 4);
+  assert_int_equal(tt_frame_reader_next(&r, &msg, &len), TT_FRAME_MESSAGE);
+  assert_memory_equal(msg, "{\"next\":2}", 10);
+  /* Taking a message that used all the reader had leaves it empty. */
+  block = tt_frame_reader_take(&r, &at);
+  assert_non_null(block);
+  assert_int_equal(tt_frame_reader_pending(&r, &rest), 0);
+  free(block);
+  assert_int_equal(tt_frame_reader_next(&r, &msg, &len), TT_FRAME_NEED_MORE);
+  put(&r, "[3]\n", 4);
+  assert_int_equal(tt_frame_reader_next(&r, &msg, &len), TT_FRAME_MESSAGE);
+  assert_memory_equal(msg, "[3]", 3);
+  tt_frame_reader_free(&r);
+}
+
+static void take_content_length(void **state) {
+  tt_frame_reader r;
+  tt_frame_reader_init(&r, TT_FRAMING_DETECT, 0);
+  static const char first[] = "Content-Length: 7\r\n\r\n{\"a\":1}Content-Len";
+  put(&r, first, sizeof first - 1);
+  const char *msg, *rest;
+  size_t len, at;
+  assert_int_equal(tt_frame_reader_next(&r, &msg, &len), TT_FRAME_MESSAGE);
+  char *block = tt_frame_reader_take(&r, &at);
+  assert_non_null(block);
+  assert_int_equal(at, 21);
+  assert_int_equal(len, 7);
+  assert_memory_equal(block + at, "{\"a\":1}", 7);
+  free(block);
+  assert_int_equal(tt_frame_reader_pending(&r, &rest), 11);
+  assert_memory_equal(rest, "Content-Len", 11);
+  assert_int_equal(tt_frame_reader_next(&r, &msg, &len), TT_FRAME_NEED_MORE);
+  /* The framing decided stays decided, and a body can run to the last
+   * byte read: the taker still has a byte after it. */
+  put(&r, "gth: 2\r\n\r\n[]", 13);
+  assert_int_equal(tt_frame_reader_next(&r, &msg, &len), TT_FRAME_MESSAGE);
+  assert_int_equal(r.framing, TT_FRAMING_CONTENT_LENGTH);
+  block = tt_frame_reader_take(&r, &at);
+  assert_non_null(block);
+  assert_memory_equal(block + at, "[]", 2);
+  block[at + len] = '\0';
+  free(block);
+  tt_frame_reader_free(&r);
+}
+
+static void space_size_limit(void **state) {
+  char x[40];
+  memset(x, 'x', sizeof x);
+  /* ndjson: a line may run one byte over (its '\r'), not two. */
+  tt_frame_reader r;
+  tt_frame_reader_init(&r, TT_FRAMING_NDJSON, 16);
+  const char *msg;
+  size_t len;
+  put(&r, x, 17);
+  assert_int_equal(tt_frame_reader_next(&r, &msg, &len), TT_FRAME_NEED_MORE);
+  put(&r, x, 1);
+  assert_int_equal(tt_frame_reader_next(&r, &msg, &len), TT_FRAME_TOO_LARGE);
+  assert_non_null(strstr(r.error, "size limit of 16 bytes"));
+  size_t at;
+  assert_null(tt_frame_reader_take(&r, &at));
+  tt_frame_reader_free(&r);
+  /* A line at the limit is a message, and can be taken. */
+  tt_frame_reader_init(&r, TT_FRAMING_NDJSON, 16);
+  put(&r, x, 16);
+  put(&r, "\n", 1);
+  assert_int_equal(tt_frame_reader_next(&r, &msg, &len), TT_FRAME_MESSAGE);
+  assert_int_equal(len, 16);
+  free(tt_frame_reader_take(&r, &at));
+  tt_frame_reader_free(&r);
+  /* content-length: the header alone says too much. */
+  tt_frame_reader_init(&r, TT_FRAMING_CONTENT_LENGTH, 16);
+  put(&r, "Content-Length: 17\r\n\r\n", 23);
+  assert_int_equal(tt_frame_reader_next(&r, &msg, &len), TT_FRAME_TOO_LARGE);
+  assert_non_null(strstr(r.error, "Content-Length"));
+  tt_frame_reader_free(&r);
+}
+
+/* A large message read through the reader's space: its buffer goes once
+ * it is through, whether the reader lets it go or a taker takes it. */
+static void large_message_through_space(void **state) {
+  size_t n = 5u * 1024u * 1024u;
+  char *body = malloc(n);
+  body[0] = '"';
+  memset(body + 1, 'x', n - 2);
+  body[n - 1] = '"';
+  for (int f = TT_FRAMING_NDJSON; f <= TT_FRAMING_CONTENT_LENGTH; f++) {
+    tether_buf out;
+    tether_buf_init(&out);
+    tt_frame_write((tt_framing)f, &out, body, n);
+    tt_frame_write((tt_framing)f, &out, "1", 1);
+    for (int take = 0; take < 2; take++) {
+      tt_frame_reader r;
+      tt_frame_reader_init(&r, TT_FRAMING_DETECT, 0);
+      size_t got = 0;
+      for (size_t off = 0; off < out.len;) {
+        char *space;
+        size_t avail;
+        tt_frame_reader_space(&r, 65536, &space, &avail);
+        size_t chunk = out.len - off < avail ? out.len - off : avail;
+        memcpy(space, out.data + off, chunk);
+        tt_frame_reader_commit(&r, chunk);
+        off += chunk;
+        const char *msg;
+        size_t len, at;
+        while (tt_frame_reader_next(&r, &msg, &len) == TT_FRAME_MESSAGE) {
+          assert_int_equal(len, got == 0 ? n : 1);
+          assert_memory_equal(msg, got == 0 ? body : "1", len);
+          if (take && got == 0) {
+            char *block = tt_frame_reader_take(&r, &at);
+            assert_ptr_equal(block + at, msg);
+            free(block);
+          }
+          got++;
+        }
+      }
+      assert_int_equal(got, 2);
+      assert_true(r.buf.cap < 1024u * 1024u);
+      tt_frame_reader_free(&r);
+    }
+    tether_buf_free(&out);
+  }
+  free(body);
+}
+
 static void framing_names(void **state) {
   tt_framing f;
   assert_int_equal(tt_framing_parse("ndjson", &f), 0);
@@ -370,6 +626,11 @@ int main(void) {
       cmocka_unit_test(content_length_header_without_end),
       cmocka_unit_test(write_and_read_back),
       cmocka_unit_test(large_message_in_pieces),
+      cmocka_unit_test(space_and_commit),
+      cmocka_unit_test(take_leaves_what_follows),
+      cmocka_unit_test(take_content_length),
+      cmocka_unit_test(space_size_limit),
+      cmocka_unit_test(large_message_through_space),
       cmocka_unit_test(framing_names),
       cmocka_unit_test(quoting),
   };

@@ -104,6 +104,47 @@ static void fake_write(const char *fmt, ...) {
   fflush(stdout);
 }
 
+/* The string a large answer carries: larger than the host's threshold for
+ * parsing in place (IN_PLACE_MIN in host/provider.c). */
+#define LARGE_BLOB (3u << 20)
+
+/* Writes a large answer to request id, of the shape FAKE_LARGE names:
+ * "plain" ({"jsonrpc","id","result"} in that order, the result spaced out
+ * and with escapes), "extra" (a member after the result), "reordered",
+ * "both" (a result and an error) or "invalid" (broken at the end). */
+static void fake_write_large(long long id, const char *shape) {
+  char *blob = malloc(LARGE_BLOB + 1);
+  memset(blob, 'x', LARGE_BLOB);
+  blob[LARGE_BLOB] = '\0';
+  tether_buf b;
+  tether_buf_init(&b);
+  if (strcmp(shape, "reordered") == 0)
+    tether_buf_printf(&b, "{\"id\":%lld,\"result\":", id);
+  else
+    tether_buf_printf(&b, "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":", id);
+  tether_buf_append_str(&b, "{ \"blob\" : \"");
+  tether_buf_append(&b, blob, LARGE_BLOB);
+  tether_buf_append_str(&b, "\\u0041\\n\" ,\t \"n\" : [ 1 , 2 ] }");
+  if (strcmp(shape, "extra") == 0)
+    tether_buf_append_str(&b, ",\"note\":\"extra\"}");
+  else if (strcmp(shape, "reordered") == 0)
+    tether_buf_append_str(&b, ",\"jsonrpc\":\"2.0\"}");
+  else if (strcmp(shape, "both") == 0)
+    tether_buf_append_str(&b, ",\"error\":{\"code\":1,\"message\":\"m\"}}");
+  else if (strcmp(shape, "invalid") == 0)
+    tether_buf_append_str(&b, "]}");
+  else
+    tether_buf_append_str(&b, "  }");
+  if (fake_cl)
+    printf("Content-Length: %zu\r\n\r\n", b.len);
+  fwrite(b.data, 1, b.len, stdout);
+  if (!fake_cl)
+    putchar('\n');
+  fflush(stdout);
+  tether_buf_free(&b);
+  free(blob);
+}
+
 /* Whether more input is waiting, within ms. */
 static bool input_waiting(int ms) {
   if (memchr(inbuf, '\n', inlen))
@@ -113,7 +154,10 @@ static bool input_waiting(int ms) {
 }
 
 static int fake_main(const char *mode) {
-  fake_cl = strcmp(mode, "content-length") == 0;
+  fake_cl = strcmp(mode, "content-length") == 0 ||
+            strcmp(mode, "large-content-length") == 0;
+  /* The first operation gets a large answer, the others the usual. */
+  bool large = strncmp(mode, "large", 5) == 0;
   int concurrency = getenv("FAKE_CONCURRENCY") ? atoi(getenv("FAKE_CONCURRENCY")) : 1;
   bool stubborn = strcmp(mode, "stubborn") == 0;
   if (stubborn)
@@ -215,6 +259,11 @@ static int fake_main(const char *mode) {
     }
     if (strcmp(mode, "hang") == 0 || stubborn || strcmp(mode, "cancel") == 0)
       continue;
+    if (large) {
+      large = false;
+      fake_write_large(id, getenv("FAKE_LARGE") ? getenv("FAKE_LARGE") : "");
+      continue;
+    }
     if (strcmp(mode, "flood") == 0) {
       static char line[1000];
       memset(line, 'e', sizeof line - 2);
@@ -280,7 +329,9 @@ struct harness {
   bool sent[MAX_REPLIES];
   char messages[MAX_REPLIES][1024];
   char data[MAX_REPLIES][4096];
-  char results[MAX_REPLIES][512];
+  char results[MAX_REPLIES][512]; /* the start of each */
+  size_t result_lens[MAX_REPLIES];
+  char result_tails[MAX_REPLIES][32];
   void *users[MAX_REPLIES];
   tt_provider_state state_at_dead;
   char exit_desc[128];
@@ -362,8 +413,14 @@ static void h_reply(tt_provider *p, const tt_reply *rep, void *user) {
     free(d);
   }
   if (rep->result) {
-    char *d = tether_json_dumps(rep->result, NULL);
+    size_t len;
+    char *d = tether_json_dumps(rep->result, &len);
     snprintf(h->results[i], sizeof h->results[i], "%s", d);
+    h->result_lens[i] = len;
+    snprintf(h->result_tails[i], sizeof h->result_tails[i], "%s",
+             len < sizeof h->result_tails[i]
+                 ? d
+                 : d + len + 1 - sizeof h->result_tails[i]);
     free(d);
   }
   if (h->stop_when_answered && h->nreplies == h->expected)
@@ -573,6 +630,73 @@ static void test_answer_spellings(void **state) {
     assert_int_equal(h->nreplies, 1);
     assert_int_equal(h->kinds[0], TT_REPLY_FAILED);
     assert_contains(h->messages[0], "wrote non-protocol output on stdout");
+    harness_free(h);
+  }
+}
+
+/* Large answers, which the host parses where it read them, arrive as small
+ * ones do, in every shape; broken ones are reported the same way, quoting
+ * how they began. Each is followed by a small answer to a second request. */
+static void test_large_answers(void **state) {
+  static const struct {
+    const char *shape;
+    bool content_length;
+  } ok[] = {{"plain", false},
+            {"plain", true},
+            {"extra", false},
+            {"reordered", false}};
+  for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+    struct harness *h = harness_new();
+    char env[64];
+    snprintf(env, sizeof env, "FAKE_LARGE=%s", ok[i].shape);
+    tt_provider_config cfg = {.env = (const char *const[]){env, NULL},
+                              .framing = ok[i].content_length
+                                             ? TT_FRAMING_CONTENT_LENGTH
+                                             : TT_FRAMING_NDJSON};
+    start_fake(h, ok[i].content_length ? "large-content-length" : "large",
+               &cfg);
+    h->stop_when_answered = true;
+    h->expected = 2;
+    create(h, 0, 0);
+    create(h, 1, 0);
+    run_loop(h);
+    assert_int_equal(h->nreplies, 2);
+    assert_int_equal(h->kinds[0], TT_REPLY_RESULT);
+    assert_true(strncmp(h->results[0], "{\"blob\":\"xxxxxxxx", 17) == 0);
+    assert_int_equal(h->result_lens[0], LARGE_BLOB + 24);
+    assert_string_equal(h->result_tails[0],
+                        "xxxxxxxxxxxxxxxxA\\n\",\"n\":[1,2]}");
+    assert_int_equal(h->kinds[1], TT_REPLY_RESULT);
+    assert_string_equal(h->results[1], "{\"outputProperties\":{\"id\":3}}");
+    assert_string_equal(h->exit_desc, "exited with status 0");
+    harness_free(h);
+  }
+  static const struct {
+    const char *shape;
+    const char *says;
+  } bad[] = {
+      {"both", "sent an invalid JSON-RPC message (a response must not have "
+               "both \"result\" and \"error\")"},
+      {"invalid", "wrote non-protocol output on stdout"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    struct harness *h = harness_new();
+    char env[64];
+    snprintf(env, sizeof env, "FAKE_LARGE=%s", bad[i].shape);
+    tt_provider_config cfg = {.env = (const char *const[]){env, NULL}};
+    start_fake(h, "large", &cfg);
+    create(h, 0, 0);
+    run_loop(h);
+    assert_int_equal(h->nreplies, 1);
+    assert_int_equal(h->kinds[0], TT_REPLY_FAILED);
+    assert_contains(h->messages[0], bad[i].says);
+    assert_contains(h->messages[0],
+                    ": '{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{ \"blob\" : "
+                    "\"xxxx");
+    char first[64];
+    snprintf(first, sizeof first, "xxx' (first 200 of %u bytes)",
+             LARGE_BLOB + (i == 0 ? 109 : 77));
+    assert_contains(h->messages[0], first);
     harness_free(h);
   }
 }
@@ -991,6 +1115,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_unknown_id),
       cmocka_unit_test(test_invalid_jsonrpc),
       cmocka_unit_test(test_answer_spellings),
+      cmocka_unit_test(test_large_answers),
       cmocka_unit_test(test_oversized_message),
       cmocka_unit_test(test_request_timeout),
       cmocka_unit_test(test_start_timeout),

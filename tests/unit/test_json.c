@@ -2,8 +2,10 @@
  * test_json.c: parsing (RFC 8259), values, serialization and JSON Pointer
  * (RFC 6901). The accept and reject tables follow JSONTestSuite's y_ and
  * n_ cases; a fuzz loop checks the parser against an independent
- * reference validator written in this file.
+ * reference validator written in this file, and parsing in place against
+ * parsing a copy.
  */
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -1422,6 +1424,296 @@ static void test_duplicate_keys(void **state) {
   tether_buf_free(&b);
 }
 
+/* ---- Parsing in place ---- */
+
+/* A malloc'd block holding pad bytes of junk, then s[0..len), then one
+ * byte more, the way the frame reader hands a message over. */
+static char *block_of(const char *s, size_t len, size_t pad) {
+  char *b = malloc(pad + len + 1);
+  memset(b, '#', pad);
+  memcpy(b + pad, s, len);
+  b[pad + len] = '@';
+  return b;
+}
+
+/* Whether parsing s in place, at the front of its block and further in,
+ * gives what parsing it from a copy gives: an equal value with the same
+ * compacted text and serialization, or the same error at the same byte. */
+static void expect_in_place_agrees(const char *s, size_t len) {
+  for (size_t pad = 0; pad <= 5; pad += 5) {
+    tether_json_error want, got;
+    memset(&got, 0x5A, sizeof got);
+    tether_json *a = tether_json_parse(s, len, &want);
+    tether_json *b =
+        tt_json_parse_in_place(block_of(s, len, pad), pad, len, &got);
+    if (!a) {
+      if (b)
+        fail_msg("accepted in place, rejected from a copy: %.*s", (int)len, s);
+      assert_int_equal(got.offset, want.offset);
+      assert_string_equal(got.message, want.message);
+      assert_int_equal(got.op, -1);
+      continue;
+    }
+    if (!b)
+      fail_msg("rejected in place (%s): %.*s", got.message, (int)len, s);
+    assert_int_equal(tt_json_raw_text_size(b), tt_json_raw_text_size(a));
+    char *da = dump(a), *db = dump(b);
+    assert_string_equal(db, da);
+    assert_true(tether_json_equal(a, b));
+    force_all(b);
+    char *forced = dump(b);
+    assert_string_equal(forced, da);
+    free(da);
+    free(db);
+    free(forced);
+    tether_json_unref(a);
+    tether_json_unref(b);
+  }
+}
+
+static void test_in_place_tables(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof accepts / sizeof *accepts; i++)
+    expect_in_place_agrees(accepts[i].in, strlen(accepts[i].in));
+  for (size_t i = 0; i < sizeof rejects / sizeof *rejects; i++)
+    expect_in_place_agrees(
+        rejects[i].in, rejects[i].len ? rejects[i].len : strlen(rejects[i].in));
+}
+
+/* An object of n keys "k0".."k<n-1>", written with whitespace around
+ * every token and escapes in every string, then the members in extra. */
+static void spaced_object(tether_buf *b, int n, const char *extra) {
+  tether_buf_init(b);
+  tether_buf_append_str(b, "{\n");
+  for (int i = 0; i < n; i++)
+    tether_buf_printf(b, "%s  \"k%d\" :\t\"v\\u00e9\\/%d\\n\"", i ? " ,\n" : "",
+                      i, i);
+  tether_buf_append_str(b, extra);
+  tether_buf_append_str(b, "\r\n}\n");
+}
+
+static void test_in_place_compacts(void **state) {
+  (void)state;
+  static const char doc[] =
+      "{ \"a\" : [ 1 , \"x\\u0041\\n\\/\\ud83d\\ude00\" ] ,\n\t"
+      "\"k\\u00e9y\" : { \"b\" : true } , \"q\": \"\\\"\\\\\\u001f\\b\" } ";
+  static const char compact[] =
+      "{\"a\":[1,\"xA\\n/\xF0\x9F\x98\x80\"],\"k\xC3\xA9y\":{\"b\":true},"
+      "\"q\":\"\\\"\\\\\\u001f\\b\"}";
+  tether_json *v = tt_json_parse_in_place(block_of(doc, sizeof doc - 1, 3), 3,
+                                          sizeof doc - 1, NULL);
+  assert_non_null(v);
+  assert_int_equal(tt_json_raw_text_size(v), sizeof compact - 1);
+  assert_dump(v, compact);
+  tether_json_unref(v);
+  expect_in_place_agrees(doc, sizeof doc - 1);
+  /* Large texts, which wait for their index: keys are checked for
+   * repeats where the compacted text has them, after everything before
+   * them has moved; the last spelling of a repeated key wins. */
+  tether_buf b;
+  spaced_object(&b, 3000, " ,\n \"k7\" : \"last\" , \"k\\u0038\" : 8");
+  assert_true(b.len > 64 * 1024);
+  expect_in_place_agrees(b.data, b.len);
+  v = tt_json_parse_in_place(block_of(b.data, b.len, 0), 0, b.len, NULL);
+  assert_non_null(v);
+  assert_int_equal(tether_json_object_size(v), 3000);
+  assert_string_equal(tether_json_string_value(tether_json_object_get(v, "k7")),
+                      "last");
+  assert_string_equal(tether_json_number_str(tether_json_object_get(v, "k8")),
+                      "8");
+  assert_string_equal(tether_json_string_value(tether_json_object_get(v, "k9")),
+                      "v\xC3\xA9/9\n");
+  tether_json_unref(v);
+  tether_buf_free(&b);
+  spaced_object(&b, 3000, "");
+  expect_in_place_agrees(b.data, b.len);
+  tether_buf_free(&b);
+}
+
+/* Every way in place fails gives the block back to the allocator (the
+ * leak checks of the sanitizer and valgrind runs see to that). */
+static void test_in_place_ownership(void **state) {
+  (void)state;
+  tether_json_error err;
+  assert_null(tt_json_parse_in_place(block_of("[1,", 3, 2), 2, 3, &err));
+  assert_int_equal(err.offset, 3);
+  assert_null(tt_json_parse_in_place(block_of("{\"a\" 1}", 7, 0), 0, 7, NULL));
+  /* The length is refused before a byte is read. */
+  assert_null(tt_json_parse_in_place(block_of("[]", 2, 0), 0, INT_MAX, &err));
+  assert_non_null(strstr(err.message, "too large"));
+  assert_null(tt_json_parse_in_place(NULL, 0, 5, &err));
+  assert_non_null(strstr(err.message, "no input"));
+  assert_null(tt_json_parse_in_place(NULL, 0, 0, &err));
+  assert_non_null(strstr(err.message, "no JSON value"));
+  /* A scalar is built on its own; the block is not kept. */
+  tether_json *v = tt_json_parse_in_place(block_of(" 42 ", 4, 1), 1, 4, NULL);
+  assert_string_equal(tether_json_number_str(v), "42");
+  tether_json_unref(v);
+  v = tt_json_parse_in_place(block_of("\"\\u0041\"", 8, 0), 0, 8, NULL);
+  assert_string_equal(tether_json_string_value(v), "A");
+  tether_json_unref(v);
+}
+
+/* Parses s in place asking for the member whose value starts right after
+ * the first occurrence of mark; returns the value and whether it came
+ * alone. */
+static tether_json *member_in_place(const char *s, const char *mark,
+                                    bool *member, tether_json_error *err) {
+  size_t len = strlen(s);
+  const char *m = strstr(s, mark);
+  assert_non_null(m);
+  size_t at = (size_t)(m - s) + strlen(mark);
+  return tt_json_parse_member_in_place(block_of(s, len, 4), 4, len, at, member,
+                                       err);
+}
+
+static void test_in_place_member(void **state) {
+  (void)state;
+  const char *mark = "\"result\":";
+  bool member;
+  tether_json *v = member_in_place("{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{ "
+                                   "\"a\" : [1, \"\\u0062\"] }  }",
+                                   mark, &member, NULL);
+  assert_true(member);
+  assert_dump(v, "{\"a\":[1,\"b\"]}");
+  assert_int_equal(tt_json_raw_text_size(v), 13);
+  tether_json_unref(v);
+  v = member_in_place("{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":\"x\\u0041\"}",
+                      mark, &member, NULL);
+  assert_true(member);
+  assert_string_equal(tether_json_string_value(v), "xA");
+  tether_json_unref(v);
+  v = member_in_place("{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":[]}", mark,
+                      &member, NULL);
+  assert_true(member);
+  assert_dump(v, "[]");
+  tether_json_unref(v);
+  /* Not the last member, or not a member of the root, or after bytes
+   * that compaction moves: the whole text, as a plain parse gives it. */
+  static const char *const whole[] = {
+      "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":[1],\"note\":2}",
+      "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":[1], \"result\":[2]}",
+      "{\"jsonrpc\": \"2.0\",\"id\":7,\"result\":[1]}",
+      "{\"j\\u0073onrpc\":\"2.0\",\"result\":[1]}",
+      "{\"a\":{\"result\":[1]}}",
+      "{\"a\":[1,2],\"b\":\"\\\"result\\\":\",\"result\":3}",
+      "{\"result\": [1]}",
+  };
+  for (size_t i = 0; i < sizeof whole / sizeof *whole; i++) {
+    tether_json *want = parse(whole[i]);
+    v = member_in_place(whole[i], mark, &member, NULL);
+    assert_non_null(v);
+    assert_false(member);
+    assert_true(tether_json_equal(v, want));
+    char *dv = dump(v), *dw = dump(want);
+    assert_string_equal(dv, dw);
+    free(dv);
+    free(dw);
+    tether_json_unref(v);
+    tether_json_unref(want);
+  }
+  /* An invalid text fails as a plain parse does, member or not. */
+  static const char bad[] = "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":[1,]}";
+  tether_json_error want, got;
+  assert_null(tether_json_parse(bad, sizeof bad - 1, &want));
+  assert_null(member_in_place(bad, mark, &member, &got));
+  assert_false(member);
+  assert_int_equal(got.offset, want.offset);
+  assert_string_equal(got.message, want.message);
+  /* At the end of the text there is no member to take. */
+  size_t len = strlen(whole[0]);
+  v = tt_json_parse_member_in_place(block_of(whole[0], len, 0), 0, len, len,
+                                    &member, NULL);
+  assert_false(member);
+  tether_json_unref(v);
+  /* A large answer. */
+  tether_buf b, msg;
+  spaced_object(&b, 3000, "");
+  tether_buf_init(&msg);
+  tether_buf_append_str(&msg, "{\"jsonrpc\":\"2.0\",\"id\":12,\"result\":");
+  tether_buf_append(&msg, b.data, b.len);
+  tether_buf_append_str(&msg, "}");
+  tether_json *expect = parse_n(b.data, b.len);
+  v = member_in_place(msg.data, mark, &member, NULL);
+  assert_true(member);
+  assert_int_equal(tt_json_raw_text_size(v), tt_json_raw_text_size(expect));
+  char *dv = dump(v), *de = dump(expect);
+  assert_string_equal(dv, de);
+  free(dv);
+  free(de);
+  tether_json_unref(v);
+  tether_json_unref(expect);
+  tether_buf_free(&b);
+  tether_buf_free(&msg);
+}
+
+/* What tt_json_write writes to a temporary file. */
+static char *written(const tether_json *v, size_t *len) {
+  FILE *f = tmpfile();
+  assert_non_null(f);
+  assert_true(tt_json_write(v, f));
+  assert_int_equal(fflush(f), 0);
+  long n = ftell(f);
+  assert_true(n >= 0);
+  rewind(f);
+  char *s = malloc((size_t)n + 1);
+  assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+  s[n] = '\0';
+  fclose(f);
+  *len = (size_t)n;
+  return s;
+}
+
+static void expect_written_as_dumped(const tether_json *v) {
+  size_t dlen, wlen;
+  char *d = tether_json_dumps(v, &dlen);
+  char *w = written(v, &wlen);
+  assert_int_equal(wlen, dlen);
+  assert_memory_equal(w, d, dlen);
+  free(d);
+  free(w);
+}
+
+static void test_write_to_file(void **state) {
+  (void)state;
+  tether_buf b;
+  spaced_object(&b, 4000, "");
+  tether_json *big = parse_n(b.data, b.len);
+  tether_buf_free(&b);
+  /* Large raw texts written from where they lie, between values that go
+   * through the buffer, in order. */
+  tether_json *o = tether_json_object();
+  o = tether_json_object_set(o, "first", tether_json_string("a\tb"));
+  o = tether_json_object_set(o, "big", tether_json_ref(big));
+  tether_json *arr = tether_json_array();
+  arr = tether_json_array_append(arr, tether_json_ref(big));
+  arr = tether_json_array_append(arr, tether_json_int(-3));
+  arr = tether_json_array_append(arr, parse("{\"small\":[true,null]}"));
+  o = tether_json_object_set(o, "list", arr);
+  expect_written_as_dumped(o);
+  expect_written_as_dumped(big);
+  /* A text repeating a key is written materialized, as it is dumped. */
+  tether_json *dups = parse("{\"a\":1,\"b\":[2],\"a\":3}");
+  expect_written_as_dumped(dups);
+  expect_written_as_dumped(tether_json_bool(true));
+  size_t len;
+  char *s = written(NULL, &len);
+  assert_string_equal(s, "null");
+  free(s);
+  /* A failed write is reported, with its cause. */
+  FILE *full = fopen("/dev/full", "w");
+  if (full) {
+    setvbuf(full, NULL, _IONBF, 0);
+    errno = 0;
+    assert_false(tt_json_write(o, full));
+    assert_int_equal(errno, ENOSPC);
+    fclose(full);
+  }
+  tether_json_unref(dups);
+  tether_json_unref(o);
+  tether_json_unref(big);
+}
+
 /* ---- Round trips ---- */
 
 static void test_round_trip(void **state) {
@@ -1804,6 +2096,25 @@ static uint32_t fuzz_next(void) {
   return (uint32_t)(fuzz_rng >> 16);
 }
 
+/* Parsing in place says what parsing a copy said (v, err) of in. */
+static void fuzz_in_place(const char *in, size_t len, const tether_json *v,
+                          const tether_json_error *err) {
+  tether_json_error got;
+  tether_json *w = tt_json_parse_in_place(block_of(in, len, 1), 1, len, &got);
+  if (!v) {
+    if (w)
+      fail_msg("accepted in place, rejected from a copy: %.*s", (int)len, in);
+    assert_int_equal(got.offset, err->offset);
+    assert_string_equal(got.message, err->message);
+    return;
+  }
+  if (!w)
+    fail_msg("rejected in place (%s): %.*s", got.message, (int)len, in);
+  assert_int_equal(tt_json_raw_text_size(w), tt_json_raw_text_size(v));
+  assert_true(tether_json_equal(v, w));
+  tether_json_unref(w);
+}
+
 static void fuzz_one(const char *in, size_t len, size_t *accepted) {
   tether_json_error err;
   tether_json *v = tether_json_parse(in, len, &err);
@@ -1812,6 +2123,7 @@ static void fuzz_one(const char *in, size_t len, size_t *accepted) {
     fail_msg("parser says %s, reference says %s, for %zu bytes: %.*s",
              v ? "valid" : err.message, expect ? "valid" : "invalid", len,
              (int)len, in);
+  fuzz_in_place(in, len, v, &err);
   if (!v) {
     assert_true(err.offset <= len);
     char at[48];
@@ -1931,6 +2243,11 @@ int main(void) {
       cmocka_unit_test(test_lazy_detached_scan),
       cmocka_unit_test(test_lazy_shared_between_threads),
       cmocka_unit_test(test_duplicate_keys),
+      cmocka_unit_test(test_in_place_tables),
+      cmocka_unit_test(test_in_place_compacts),
+      cmocka_unit_test(test_in_place_ownership),
+      cmocka_unit_test(test_in_place_member),
+      cmocka_unit_test(test_write_to_file),
       cmocka_unit_test(test_round_trip),
       cmocka_unit_test(test_deep_values_built_through_the_api),
       cmocka_unit_test(test_pointer_rfc6901),
