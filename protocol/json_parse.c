@@ -37,6 +37,9 @@
  * tokenizer and walk over its compact text when something first looks
  * inside (tt_json_text_index); what the index would have shown at once,
  * an object repeating a key, is found from a log of the keys instead.
+ * Its parse is the walk alone, which checks every byte by itself: jsmn
+ * reads such a text when its index is built, once, rather than also here
+ * only to agree with the walk (half of the parse of a state_read answer).
  */
 #define JSMN_STRICT
 #define JSMN_PARENT_LINKS
@@ -983,6 +986,22 @@ static bool walk_tokens(walker *w) {
 
 /* ---- Parsing ---- */
 
+/* Validates w's text: following jsmn's tokens when tokenize is set
+ * (start_jsmn, walk_tokens), else by the walk alone, which checks every
+ * byte by itself. A large text is tokenized once, when its index is built
+ * (tt_json_text_index), not also here: most large texts are passed on or
+ * printed whole, and jsmn's pass would be half of their parse for
+ * nothing. */
+static bool validate(walker *w, jsmntok_t *window, bool tokenize) {
+  if (tokenize) {
+    start_jsmn(w, window);
+    return walk_tokens(w);
+  }
+  w->follow = false;
+  w->disagree_at = SIZE_MAX;
+  return walk(w);
+}
+
 /* A buffer for the compacted copy of a large input. Written once, front
  * to back, it costs a page fault every 4 KiB, as much as the copying
  * itself; in huge pages, where the system offers them to those who ask,
@@ -1126,8 +1145,7 @@ tether_json *tether_json_parse(const char *text, size_t len,
               .cap = lazy ? 0 : STACK_TOKENS,
               .dst = dst_on_stack ? stack_text : large_buffer(len + 1),
               .err = err};
-  start_jsmn(&w, window);
-  bool ok = walk_tokens(&w);
+  bool ok = validate(&w, window, !lazy);
   free(w.keys);
   if (!ok) {
     if (w.out_heap)
@@ -1171,11 +1189,10 @@ tether_json *tether_json_parse(const char *text, size_t len,
  * the buffer as it goes, and the compacted text never overtakes the
  * input it comes from (whitespace is dropped, a rewritten string is
  * never longer than its literal: canonicalize_string), so it only ever
- * overwrites input the walk has read. jsmn, which reads ahead of the
- * walk, resumes after a full window where the walk stands (refill), and
- * rereads nothing behind it. A compact text without escapes does not
- * move at all, or once, at the end, when it does not start at the front
- * of the buffer. Such a text gets its token index later, like any large
+ * overwrites input the walk has read; nothing else reads the input (a
+ * large text is parsed by the walk alone, see the top of this file). A
+ * compact text without escapes does not move at all, or once, at the
+ * end, when it does not start at the front of the buffer. Such a text gets its token index later, like any large
  * one (LAZY_INDEX_MIN), and its keys are logged where the compacted text
  * has them (walk, at key).
  */
@@ -1239,8 +1256,7 @@ static tether_json *parse_in_place(char *block, size_t at, size_t len,
   jsmntok_t window[JSMN_WINDOW];
   walker w = {
       .s = text, .len = len, .dst = block, .in_place = true, .err = err};
-  start_jsmn(&w, window);
-  bool ok = walk_tokens(&w);
+  bool ok = validate(&w, window, false);
   free(w.keys);
   free(w.suspects);
   if (!ok) {

@@ -2217,12 +2217,51 @@ static void test_fuzz_random_bytes(void **state) {
   }
 }
 
+/* A large text is validated by the walk alone when parsed (jsmn reads it
+ * when its index is built): what jsmn would let through is still refused
+ * there, at its offset, and what is valid is tokenized on first look. */
+static void test_large_texts_walked_alone(void **state) {
+  (void)state;
+  static const char *const bad[] = {"01", "1 2", "\"a\tb\"", "[1,]", "tru"};
+  for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+    tether_buf b;
+    tether_buf_init(&b);
+    tether_buf_append_char(&b, '[');
+    for (int i = 0; i < 20000; i++)
+      tether_buf_printf(&b, "%d,", i);
+    size_t at = b.len;
+    tether_buf_printf(&b, "%s]", bad[k]);
+    assert_true(b.len > 64 * 1024);
+    tether_json_error err;
+    assert_null(tether_json_parse(b.data, b.len, &err));
+    if (err.offset < at || err.offset > at + strlen(bad[k]))
+      fail_msg("%s: error at %zu, not at %zu: %s", bad[k], err.offset, at,
+               err.message);
+    tether_buf_free(&b);
+  }
+  tether_buf b;
+  tether_buf_init(&b);
+  tether_buf_append_char(&b, '[');
+  for (int i = 0; i < 20000; i++)
+    tether_buf_printf(&b, "%s{\"n\":%d}", i ? "," : "", i);
+  tether_buf_append_char(&b, ']');
+  tether_json *v = tether_json_parse(b.data, b.len, NULL);
+  assert_non_null(v);
+  int64_t n = 0;
+  assert_true(tether_json_get_int(
+      tether_json_object_get(tether_json_array_get(v, 12345), "n"), &n));
+  assert_int_equal(n, 12345);
+  tether_json_unref(v);
+  tether_buf_free(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_accept_table),
       cmocka_unit_test(test_reject_table),
       cmocka_unit_test(test_parse_without_error_struct),
       cmocka_unit_test(test_input_too_large),
+      cmocka_unit_test(test_large_texts_walked_alone),
       cmocka_unit_test(test_nesting_limit),
       cmocka_unit_test(test_nesting_huge),
       cmocka_unit_test(test_many_tokens_and_deep_chains),
