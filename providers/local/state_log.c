@@ -495,9 +495,10 @@ read_error:
 #define SPANS_AHEAD 8
 
 /* Whether a replay may use a second thread, and how many events the last
- * one applied that way: the tests compare the two ways of replaying. */
+ * one on this thread applied that way: the tests compare the two ways of
+ * replaying. */
 static bool replay_parallel = true;
-static uint64_t replay_parallel_events;
+static _Thread_local uint64_t replay_parallel_events;
 
 typedef struct parsed {
   tether_json *ev;
