@@ -40,6 +40,13 @@
  * Its parse is the walk alone, which checks every byte by itself: jsmn
  * reads such a text when its index is built, once, rather than also here
  * only to agree with the walk (half of the parse of a state_read answer).
+ *
+ * The walk builds the token index by itself, so a reader that parses
+ * many small texts where the parse is the cost can skip jsmn's agreeing
+ * pass altogether: tt_json_parse_walked, which tether-local's state file
+ * replay uses. Apart from jsmn's agreement, it accepts, refuses and
+ * reports exactly what tether_json_parse does (a unit test compares the
+ * two on the tables and the fuzzers' inputs).
  */
 #define JSMN_STRICT
 #define JSMN_PARENT_LINKS
@@ -1122,8 +1129,9 @@ static bool is_container(const char *text, size_t len) {
   return first < len && (text[first] == '{' || text[first] == '[');
 }
 
-tether_json *tether_json_parse(const char *text, size_t len,
-                               tether_json_error *err) {
+/* tether_json_parse, and tt_json_parse_walked when tokenize is false. */
+static tether_json *parse(const char *text, size_t len, bool tokenize,
+                          tether_json_error *err) {
   tether_json_error local_err;
   if (!err)
     err = &local_err;
@@ -1145,7 +1153,7 @@ tether_json *tether_json_parse(const char *text, size_t len,
               .cap = lazy ? 0 : STACK_TOKENS,
               .dst = dst_on_stack ? stack_text : large_buffer(len + 1),
               .err = err};
-  bool ok = validate(&w, window, !lazy);
+  bool ok = validate(&w, window, tokenize && !lazy);
   free(w.keys);
   if (!ok) {
     if (w.out_heap)
@@ -1177,6 +1185,16 @@ tether_json *tether_json_parse(const char *text, size_t len,
     t->dups = repeats_key(t, w.suspects[i]);
   free(w.suspects);
   return root;
+}
+
+tether_json *tether_json_parse(const char *text, size_t len,
+                               tether_json_error *err) {
+  return parse(text, len, true, err);
+}
+
+tether_json *tt_json_parse_walked(const char *text, size_t len,
+                                  tether_json_error *err) {
+  return parse(text, len, false, err);
 }
 
 /* ---- Parsing in place ---- */

@@ -1424,6 +1424,72 @@ static void test_duplicate_keys(void **state) {
   tether_buf_free(&b);
 }
 
+/* ---- Parsing without jsmn ---- */
+
+/* The text of a raw container just parsed; NULL for a scalar. */
+static const tt_json_text *raw_text_of(const tether_json *v) {
+  if (v->kind == TETHER_JSON_ARRAY)
+    return atomic_load(&((const tt_json_array *)v)->raw);
+  if (v->kind == TETHER_JSON_OBJECT)
+    return atomic_load(&((const tt_json_object *)v)->raw);
+  return NULL;
+}
+
+/* Whether tt_json_parse_walked (the walk alone, as a state file replay
+ * parses) does with s what tether_json_parse does: the same error at the
+ * same byte, or an equal value with the same compacted text, token index
+ * and serialization. */
+static void expect_walked_agrees(const char *s, size_t len) {
+  tether_json_error want, got;
+  memset(&got, 0x5A, sizeof got);
+  tether_json *a = tether_json_parse(s, len, &want);
+  tether_json *b = tt_json_parse_walked(s, len, &got);
+  if (!a) {
+    if (b)
+      fail_msg("accepted by the walk alone, rejected with jsmn: %.*s",
+               (int)len, s);
+    assert_int_equal(got.offset, want.offset);
+    assert_string_equal(got.message, want.message);
+    assert_int_equal(got.op, -1);
+    return;
+  }
+  if (!b)
+    fail_msg("rejected by the walk alone (%s): %.*s", got.message, (int)len,
+             s);
+  assert_int_equal(tether_json_kind_of(b), tether_json_kind_of(a));
+  const tt_json_text *ta = raw_text_of(a), *tb = raw_text_of(b);
+  assert_true((ta == NULL) == (tb == NULL));
+  if (ta) {
+    assert_int_equal(tb->len, ta->len);
+    assert_memory_equal(tb->text, ta->text, ta->len);
+    assert_int_equal(tb->ntok, ta->ntok);
+    assert_true((tb->toks == NULL) == (ta->toks == NULL));
+    if (ta->toks)
+      assert_memory_equal(tb->toks, ta->toks, ta->ntok * sizeof *ta->toks);
+    assert_int_equal(tb->dups, ta->dups);
+  }
+  char *da = dump(a), *db = dump(b);
+  assert_string_equal(db, da);
+  assert_true(tether_json_equal(a, b));
+  force_all(b);
+  char *forced = dump(b);
+  assert_string_equal(forced, da);
+  free(da);
+  free(db);
+  free(forced);
+  tether_json_unref(a);
+  tether_json_unref(b);
+}
+
+static void test_walked_tables(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof accepts / sizeof *accepts; i++)
+    expect_walked_agrees(accepts[i].in, strlen(accepts[i].in));
+  for (size_t i = 0; i < sizeof rejects / sizeof *rejects; i++)
+    expect_walked_agrees(
+        rejects[i].in, rejects[i].len ? rejects[i].len : strlen(rejects[i].in));
+}
+
 /* ---- Parsing in place ---- */
 
 /* A malloc'd block holding pad bytes of junk, then s[0..len), then one
@@ -2124,6 +2190,7 @@ static void fuzz_one(const char *in, size_t len, size_t *accepted) {
              v ? "valid" : err.message, expect ? "valid" : "invalid", len,
              (int)len, in);
   fuzz_in_place(in, len, v, &err);
+  expect_walked_agrees(in, len);
   if (!v) {
     assert_true(err.offset <= len);
     char at[48];
@@ -2258,6 +2325,7 @@ static void test_large_texts_walked_alone(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_accept_table),
+      cmocka_unit_test(test_walked_tables),
       cmocka_unit_test(test_reject_table),
       cmocka_unit_test(test_parse_without_error_struct),
       cmocka_unit_test(test_input_too_large),
