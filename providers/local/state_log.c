@@ -739,9 +739,11 @@ static void wake(parallel *pl) {
  * stays in the caches of one CPU, where a state that moved between two
  * would cost more than the second thread saves. Otherwise a thread frees
  * the events of its own spans that are applied, else parses the next span
- * while fewer than SPANS_AHEAD are in hand, else sleeps. So parsing, the
- * larger part, is shared, and the events are still applied one span after
- * the other in the file's order. */
+ * while fewer than SPANS_AHEAD are in hand (thread 0 only the one it is
+ * to apply next, when the other thread has not begun it), else sleeps. So
+ * thread 0 applies, the longer part, while thread 1 parses ahead, and the
+ * events are still applied one span after the other in the file's
+ * order. */
 static void parallel_work(parallel *pl, int self) {
   span_buf b = {0};
   pthread_mutex_lock(&pl->mu);
@@ -771,7 +773,11 @@ static void parallel_work(parallel *pl, int self) {
       continue;
     }
     span *t = &pl->slot[pl->next % SPANS_AHEAD];
-    if (pl->next < pl->spans && t->state == SPAN_FREE) {
+    /* Thread 0 parses only the span it is to apply next, when nobody
+     * has begun it: applying is the longer part, and parsing ahead is
+     * the other thread's. */
+    if (pl->next < pl->spans && t->state == SPAN_FREE &&
+        (self != 0 || pl->next == pl->applied)) {
       uint64_t k = pl->next++;
       t->state = SPAN_PARSING;
       t->owner = self;
