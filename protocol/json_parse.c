@@ -81,6 +81,13 @@
  * would be a good part of its time. */
 #define SMALL_ALLOC 1000
 
+/* A text parsed by the walk alone (tt_json_parse_walked: a state file
+ * event, about a kilobyte with its tokens) is one allocation with its
+ * root up to this size, where SMALL_ALLOC would make it three: its
+ * reader frees each text soon after parsing it, and one larger
+ * allocation costs less than three (2% of a replay's instructions). */
+#define WALKED_HOME_MAX 4096
+
 /* Texts from this size on wait for their token index (see above). */
 #define LAZY_INDEX_MIN (64u * 1024u)
 
@@ -1169,7 +1176,8 @@ static tether_json *parse(const char *text, size_t len, bool tokenize,
   tt_json_text *t;
   size_t toks_bytes = (size_t)w.ntok * sizeof(tt_tok);
   if (dst_on_stack && !w.out_heap &&
-      TT_HOME_OFFSET + sizeof *t + toks_bytes + w.dlen < SMALL_ALLOC) {
+      TT_HOME_OFFSET + sizeof *t + toks_bytes + w.dlen <
+          (tokenize ? SMALL_ALLOC : WALKED_HOME_MAX)) {
     /* The usual small message: root, text and tokens in one. */
     root = tt_json_new_home(kind, w.dlen, w.ntok, false);
     t = tt_home_text(root);
