@@ -22,7 +22,10 @@
  * mutation like any other, and the old one is left as it was, also for
  * anyone else who holds it. Looking into it would cost a node per member
  * now and a serialization member by member later; a state replay sets
- * members of tens of thousands of resources that way.
+ * members of tens of thousands of resources that way. A second edit of
+ * the object the first one made, which only the document holds, is made
+ * in that object's text when it does not lengthen it: undoing the first
+ * edit undoes both.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -108,6 +111,11 @@ typedef struct patcher {
   place found;
   tt_sbuf found_prefix;
   bool found_valid;
+  /* The raw object the last edit of a raw object's text made (raw_edit),
+   * or NULL. Nobody else has seen it: while the document is its only
+   * holder, a further edit that does not lengthen its text is made in
+   * place (a state replay sets a resource's inputs, then its status). */
+  tether_json *fresh;
   /* For messages. */
   long op;
   op_kind kind;
@@ -494,6 +502,19 @@ static edit_result raw_edit(patcher *p, place *pl, op_kind kind,
   size_t keylen = p->last.len;
   tt_raw_member m;
   bool found = tt_json_raw_find(s, len, key, keylen, &m);
+  if (found && kind != OP_REMOVE && parent == p->fresh && parent->refs == 1 &&
+      vlen <= m.end - m.value) {
+    /* This patch made the object and the document alone holds it: the
+     * new value goes where the old one was, and the rest of the text
+     * moves up. Undoing the edit that made it undoes this one too. */
+    char *d = t->text;
+    memmove(d + m.value + vlen, d + m.end, len - m.end);
+    memcpy(d + m.value, vs, vlen);
+    t->len = len - (m.end - m.value) + vlen;
+    d[t->len] = '\0';
+    tt_json_raw_release(parent, t);
+    return EDIT_DONE;
+  }
   tether_json *edited = NULL;
   if (!found && kind != OP_ADD) {
     /* Nothing changes. */
@@ -537,6 +558,7 @@ static edit_result raw_edit(patcher *p, place *pl, op_kind kind,
     a->items[pl->at] = edited;
   }
   pl->parent = edited;
+  p->fresh = edited;
   return EDIT_DONE;
 }
 
@@ -956,6 +978,7 @@ bool tether_json_patch(tether_json **doc, const tether_json *patch,
   p.kind = OP_ADD;
   p.path = p.from = NULL;
   p.found_valid = false;
+  p.fresh = NULL;
   tt_sbuf_init(&p.found_prefix);
   p.log = p.small;
   p.cap = sizeof p.small / sizeof *p.small;

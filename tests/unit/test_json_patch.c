@@ -743,9 +743,102 @@ static void test_large_state_replay(void **state) {
   tether_json_unref(doc);
 }
 
+/* A raw object that one patch edits twice, as a state replay updates a
+ * resource's inputs and then its status: the second edit may be made in
+ * the text the first one made. The results, a rollback, and values that
+ * others hold all stay as if each edit had made a new text. */
+static tether_json *state_doc(void) {
+  tether_json *d = parse("{\"resources\":{\"r1\":{\"a\":\"xxxx\",\"b\":{\"c\":1},"
+                         "\"status\":\"created\"}}}");
+  /* The document and its resources are looked into; r1 stays raw. */
+  assert_non_null(tether_json_pointer_get(d, "/resources", NULL));
+  tether_json_object_size(tether_json_object_get(d, "resources"));
+  return d;
+}
+
+static void expect_twice(const char *patch, const char *want) {
+  tether_json *d = state_doc();
+  tether_json *p = parse(patch);
+  tether_json_error err;
+  if (!tether_json_patch(&d, p, &err))
+    fail_msg("%s: %s", patch, err.message);
+  char *got = dump(d);
+  assert_string_equal(got, want);
+  /* r1 is still raw, and its text is exactly its serialization. */
+  tether_json *r1 = tether_json_pointer_get(d, "/resources/r1", NULL);
+  char *r1s = dump(r1);
+  assert_int_equal(tt_json_raw_text_size(r1), strlen(r1s));
+  tether_json *back = parse(got);
+  assert_true(tether_json_equal(d, back));
+  tether_json_unref(back);
+  free(r1s);
+  free(got);
+  tether_json_unref(p);
+  tether_json_unref(d);
+}
+
+static void test_raw_object_edited_twice(void **state) {
+  (void)state;
+  /* The second value as long as the first, shorter, longer. */
+  expect_twice("[{\"op\":\"replace\",\"path\":\"/resources/r1/b\",\"value\":{\"c\":2}},"
+               "{\"op\":\"replace\",\"path\":\"/resources/r1/status\","
+               "\"value\":\"updated\"}]",
+               "{\"resources\":{\"r1\":{\"a\":\"xxxx\",\"b\":{\"c\":2},"
+               "\"status\":\"updated\"}}}");
+  expect_twice("[{\"op\":\"replace\",\"path\":\"/resources/r1/status\",\"value\":1},"
+               "{\"op\":\"replace\",\"path\":\"/resources/r1/a\",\"value\":\"y\"},"
+               "{\"op\":\"add\",\"path\":\"/resources/r1/b\",\"value\":[]}]",
+               "{\"resources\":{\"r1\":{\"a\":\"y\",\"b\":[],\"status\":1}}}");
+  expect_twice("[{\"op\":\"replace\",\"path\":\"/resources/r1/a\",\"value\":\"\"},"
+               "{\"op\":\"replace\",\"path\":\"/resources/r1/b\","
+               "\"value\":{\"c\":{\"d\":[1,2,3]}}},"
+               "{\"op\":\"remove\",\"path\":\"/resources/r1/status\"},"
+               "{\"op\":\"add\",\"path\":\"/resources/r1/z\",\"value\":true}]",
+               "{\"resources\":{\"r1\":{\"a\":\"\",\"b\":{\"c\":{\"d\":[1,2,3]}},"
+               "\"z\":true}}}");
+
+  /* A later operation fails: everything is undone, r1's text included. */
+  tether_json *d = state_doc();
+  char *before = dump(d);
+  tether_json *held = tether_json_ref(
+      tether_json_pointer_get(d, "/resources/r1", NULL));
+  tether_json *p = parse(
+      "[{\"op\":\"replace\",\"path\":\"/resources/r1/b\",\"value\":0},"
+      "{\"op\":\"replace\",\"path\":\"/resources/r1/status\",\"value\":\"x\"},"
+      "{\"op\":\"remove\",\"path\":\"/resources/r9\"}]");
+  assert_false(tether_json_patch(&d, p, NULL));
+  char *after = dump(d);
+  assert_string_equal(after, before);
+  assert_ptr_equal(tether_json_pointer_get(d, "/resources/r1", NULL), held);
+  tether_json_unref(p);
+  free(after);
+
+  /* A copy of the object the first edit made shares it: the second edit
+   * leaves the copy as it was. Someone holding the old r1 sees no
+   * change either. */
+  p = parse("[{\"op\":\"replace\",\"path\":\"/resources/r1/b\",\"value\":0},"
+            "{\"op\":\"copy\",\"from\":\"/resources/r1\",\"path\":\"/resources/r2\"},"
+            "{\"op\":\"replace\",\"path\":\"/resources/r1/status\",\"value\":\"x\"}]");
+  assert_true(tether_json_patch(&d, p, NULL));
+  after = dump(d);
+  assert_string_equal(after,
+                      "{\"resources\":{\"r1\":{\"a\":\"xxxx\",\"b\":0,"
+                      "\"status\":\"x\"},\"r2\":{\"a\":\"xxxx\",\"b\":0,"
+                      "\"status\":\"created\"}}}");
+  char *h = dump(held);
+  assert_string_equal(h, "{\"a\":\"xxxx\",\"b\":{\"c\":1},\"status\":\"created\"}");
+  free(h);
+  free(after);
+  free(before);
+  tether_json_unref(held);
+  tether_json_unref(p);
+  tether_json_unref(d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_a1_add_object_member),
+      cmocka_unit_test(test_raw_object_edited_twice),
       cmocka_unit_test(test_a2_add_array_element),
       cmocka_unit_test(test_a3_remove_object_member),
       cmocka_unit_test(test_a4_remove_array_element),
