@@ -367,7 +367,6 @@ const char *tt_json_skip_value(const char *s, const char *end);
 tether_json *tt_json_parse_walked(const char *text, size_t len,
                                   tether_json_error *err);
 
-
 /* tether_json_parse of the len bytes at block + at, where block is a
  * malloc'd allocation of at least at + len + 1 bytes that the parse takes
  * over: the text is compacted within it, towards its front, and becomes
