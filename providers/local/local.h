@@ -13,6 +13,7 @@
  *   state_file.c  the state_file type: its operations on a held store
  *   state_store.c holding a store: lock, replay, durable appends
  *   state_log.c   the event log format: reading and writing events
+ *   heap.c        room in huge pages for a state about to be replayed
  *   lock.c        who holds a store, and since when
  *   durable.c     writing files so that a crash never leaves half of one
  */
@@ -124,6 +125,14 @@ bool tt_lock_take(int fd, const char *path, tt_fail *fail);
 /* Removes the holder record. Call it before closing the locked fd, so a
  * record never names a process that no longer holds the lock. */
 void tt_lock_forget(const char *path);
+
+/* ---- Room for a large state (heap.c) ---- */
+
+/* Makes room for about bytes more of this thread's heap, in huge pages
+ * where the system has them, for a replay about to build a state that
+ * large; tt_heap_settle restores malloc's usual settings afterwards. */
+void tt_heap_expect(size_t bytes);
+void tt_heap_settle(void);
 
 /* ---- The event log (state_log.c) ---- */
 

@@ -841,14 +841,22 @@ bool tt_log_replay_fd(int fd, const char *path, uint64_t max_events,
   struct stat st;
   bool ok = true;
   replay_parallel_events = 0;
-  if (replay_parallel && max_events == 0 && fstat(fd, &st) == 0 &&
-      st.st_size >= PARALLEL_MIN) {
+  bool large = max_events == 0 && fstat(fd, &st) == 0 &&
+               st.st_size >= PARALLEL_MIN;
+  /* The state is built on this thread; it takes less room than the
+   * file (about half, when most events update or remove what others
+   * added), and what it does not take is only address space. */
+  if (large)
+    tt_heap_expect((size_t)st.st_size);
+  if (large && replay_parallel) {
     ok = replay_parallel_prefix(fd, st.st_size, &a, &r.base);
     end.texts = out->events;
   }
   if (ok)
     ok = read_events(&r, max_events, &a, &end, fail);
   free(r.buf);
+  if (large)
+    tt_heap_settle();
   if (ok && max_events && out->events >= max_events) {
     /* Validated as far as asked. */
   } else if (ok && out->events == 0) {
