@@ -21,6 +21,7 @@
 
 #include "../../providers/local/durable.c"
 #include "../../providers/local/fail.c"
+#include "../../providers/local/heap.c"
 #include "../../providers/local/state_log.c"
 
 #define REF "../shared/reference/nixops4/"
