@@ -209,15 +209,17 @@ static inline void flush_to(walker *w, size_t pos) {
   w->flush = pos;
 }
 
-/* Skips the whitespace at pos, dropping it from the compacted text;
+/* Skips the whitespace at pos of s (w's input, of len bytes: the walk
+ * passes them from its registers), dropping it from the compacted text;
  * returns where it ends. */
-static inline size_t skip_ws(walker *w, size_t pos) {
+static inline size_t skip_ws_in(walker *w, const char *s, size_t len,
+                                size_t pos) {
   /* Every byte that may follow is above ' ', whitespace is not: most
    * calls, on compact input all, end at this one test. */
-  if (pos >= w->len || (unsigned char)w->s[pos] > ' ')
+  if (pos >= len || (unsigned char)s[pos] > ' ')
     return pos;
   size_t start = pos;
-  while (pos < w->len && is_ws(w->s[pos]))
+  while (pos < len && is_ws(s[pos]))
     pos++;
   if (pos == start)
     return pos;
@@ -355,8 +357,8 @@ __attribute__((noinline)) static bool refill(walker *w) {
  * it; refilling the window, once per window, stays a call of its own so
  * that the inlined part is a few instructions. */
 __attribute__((always_inline)) static inline size_t
-claim(walker *w, jsmntype_t type, size_t pos) {
-  if (!w->follow)
+claim(walker *w, const bool follow, jsmntype_t type, size_t pos) {
+  if (!follow || !w->follow)
     return SIZE_MAX;
   if (w->ti == w->jp.toknext && !refill(w)) {
     disagree(w, pos);
@@ -769,7 +771,8 @@ static inline uint64_t key_bit(const char *k, size_t len) {
  * machine with an explicit stack, not recursion: nesting is bounded by
  * TETHER_JSON_MAX_DEPTH but the C stack of the calling thread may be
  * small. */
-static bool walk(walker *w) {
+__attribute__((always_inline)) static inline bool
+walk_as(walker *w, const bool follow, const bool tokens) {
   frame small[64];
   frame *st = small;
   size_t depth = 0;
@@ -777,7 +780,7 @@ static bool walk(walker *w) {
   const size_t len = w->len;
   /* The position lives here, not in w, so that it stays in a register;
    * the helpers take it and return the next one. */
-  size_t pos = skip_ws(w, w->pos);
+  size_t pos = skip_ws_in(w, s, len, w->pos);
   bool ok = false;
   bool escaped;
   char buf[16];
@@ -803,10 +806,10 @@ value:
       st = tt_malloc(TETHER_JSON_MAX_DEPTH * sizeof *st);
       memcpy(st, small, sizeof small);
     }
-    claim(w, object ? JSMN_OBJECT : JSMN_ARRAY, pos);
-    t = new_token(w, pos);
+    claim(w, follow, object ? JSMN_OBJECT : JSMN_ARRAY, pos);
+    t = tokens ? new_token(w, pos) : NO_TOKEN;
     st[depth++] = (frame){t, 0, (uint32_t)w->nkeys, object, false, 0};
-    pos = skip_ws(w, pos + 1);
+    pos = skip_ws_in(w, s, len, pos + 1);
     if (pos < len && s[pos] == (object ? '}' : ']'))
       goto close;
     if (object)
@@ -815,15 +818,16 @@ value:
   }
   case '"':
     escaped = false;
-    jend = claim(w, JSMN_STRING, pos);
-    t = new_token(w, pos);
+    jend = claim(w, follow, JSMN_STRING, pos);
+    t = tokens ? new_token(w, pos) : NO_TOKEN;
     if (!(next = scan_string(w, pos, &escaped)))
       goto out;
     claim_end(w, jend, next - 1);
     if (escaped)
       canonicalize_string(w, pos, next);
     pos = next;
-    finish_token(w, t, pos);
+    if (tokens)
+      finish_token(w, t, pos);
     goto after_value;
   case '-':
   case '0':
@@ -836,22 +840,24 @@ value:
   case '7':
   case '8':
   case '9':
-    jend = claim(w, JSMN_PRIMITIVE, pos);
-    t = new_token(w, pos);
+    jend = claim(w, follow, JSMN_PRIMITIVE, pos);
+    t = tokens ? new_token(w, pos) : NO_TOKEN;
     if (!(pos = scan_number(w, pos)))
       goto out;
     claim_end(w, jend, pos);
-    finish_token(w, t, pos);
+    if (tokens)
+      finish_token(w, t, pos);
     goto after_value;
   case 't':
   case 'f':
   case 'n':
-    jend = claim(w, JSMN_PRIMITIVE, pos);
-    t = new_token(w, pos);
+    jend = claim(w, follow, JSMN_PRIMITIVE, pos);
+    t = tokens ? new_token(w, pos) : NO_TOKEN;
     if (!(pos = scan_literal(w, pos)))
       goto out;
     claim_end(w, jend, pos);
-    finish_token(w, t, pos);
+    if (tokens)
+      finish_token(w, t, pos);
     goto after_value;
   default:
     fail(w, pos, "expected a value, found %s", describe(w, pos, buf, sizeof buf));
@@ -867,8 +873,8 @@ key:
   {
     size_t kstart = pos + 1, shift = w->shift;
     escaped = false;
-    jend = claim(w, JSMN_STRING, pos);
-    t = new_token(w, pos);
+    jend = claim(w, follow, JSMN_STRING, pos);
+    t = tokens ? new_token(w, pos) : NO_TOKEN;
     if (!(next = scan_string(w, pos, &escaped)))
       goto out;
     size_t in_end = next - 1;
@@ -878,8 +884,9 @@ key:
     if (escaped)
       canonicalize_string(w, pos, next);
     pos = next;
-    finish_token(w, t, pos);
-    if (!w->out && w->dst && !w->dups) {
+    if (tokens)
+      finish_token(w, t, pos);
+    if (!tokens && w->dst && !w->dups) {
       /* The literal as the compacted text has it: a rewritten one is
        * there already, any other is the input's, which in place is
        * overwritten when something before it was dropped: there the key
@@ -899,25 +906,25 @@ key:
       f->suspect = true;
     f->keys_seen |= bit;
   }
-  pos = skip_ws(w, pos);
+  pos = skip_ws_in(w, s, len, pos);
   if (pos >= len || s[pos] != ':') {
     fail(w, pos, "expected ':' after object key, found %s",
          describe(w, pos, buf, sizeof buf));
     goto out;
   }
-  pos = skip_ws(w, pos + 1);
+  pos = skip_ws_in(w, s, len, pos + 1);
   goto value;
 
 after_value:
   if (depth == 0)
     goto done;
-  pos = skip_ws(w, pos);
+  pos = skip_ws_in(w, s, len, pos);
   {
     frame *f = &st[depth - 1];
     char closer = f->object ? '}' : ']';
     f->count++;
     if (pos < len && s[pos] == ',') {
-      pos = skip_ws(w, pos + 1);
+      pos = skip_ws_in(w, s, len, pos + 1);
       if (pos < len && s[pos] == closer) {
         fail(w, pos, "trailing comma before '%c'", closer);
         goto out;
@@ -942,7 +949,7 @@ close: {
   frame *f = &st[--depth];
   pos++;
   w->root_count = f->count;
-  if (f->tok != NO_TOKEN) {
+  if (tokens && f->tok != NO_TOKEN) {
     tt_tok *o = &w->out[f->tok];
     o->end = (uint32_t)(pos - w->shift);
     o->count = f->count;
@@ -985,6 +992,21 @@ out:
   if (st != small)
     free(st);
   return ok;
+}
+
+/* The walk, in the three forms it takes: following jsmn's tokens and
+ * building the index, building the index alone, and neither (a single
+ * scalar, a large text, an index built later). Each is compiled on its
+ * own, without the tests for what it does not do: the walk runs them for
+ * every token. */
+static bool walk_following(walker *w) { return walk_as(w, true, true); }
+static bool walk_indexing(walker *w) { return walk_as(w, false, true); }
+static bool walk_validating(walker *w) { return walk_as(w, false, false); }
+
+static bool walk(walker *w) {
+  if (w->follow)
+    return walk_following(w);
+  return w->out ? walk_indexing(w) : walk_validating(w);
 }
 
 /* Walks w's text following jsmn's tokens (start_jsmn has run), and lets
