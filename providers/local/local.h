@@ -128,9 +128,11 @@ void tt_lock_forget(const char *path);
 
 /* ---- Room for a large state (heap.c) ---- */
 
-/* Makes room for about bytes more of this thread's heap, in huge pages
- * where the system has them, for a replay about to build a state that
- * large; tt_heap_settle restores malloc's usual settings afterwards. */
+/* Makes room for about bytes more of the main heap, in huge pages where
+ * the system has them, for a replay about to build a state that large
+ * on the main thread (where tether-local handles state requests; on
+ * another thread it only costs the address space). tt_heap_settle
+ * restores malloc's usual settings afterwards. */
 void tt_heap_expect(size_t bytes);
 void tt_heap_settle(void);
 
