@@ -276,6 +276,32 @@ extern tt_json_text tt_json_busy_marker;
 tt_json_text *tt_json_raw_claim(const tether_json *v, uint32_t *tok,
                                 bool wait);
 void tt_json_raw_release(const tether_json *v, tt_json_text *t);
+/* The memory a reader of raw container v's text touches: its header,
+ * tokens and bytes, from *from for *len bytes when they lie together (a
+ * text parsed small is one allocation) and, in any case, at most 4 KiB.
+ * *len is 0 when v is not raw. A thread about to look into values
+ * another thread parsed asks the processor to fetch this ahead
+ * (__builtin_prefetch): they are in the other CPU's caches, and a reader
+ * that fetches them line by line stalls on each. Only for a value no
+ * other thread is materializing. */
+static inline void tt_json_raw_extent(const tether_json *v, const char **from,
+                                      size_t *len) {
+  tt_json_text *t = NULL;
+  if (v->kind == TETHER_JSON_ARRAY)
+    t = atomic_load_explicit(&((tt_json_array *)(uintptr_t)v)->raw,
+                             memory_order_acquire);
+  else if (v->kind == TETHER_JSON_OBJECT)
+    t = atomic_load_explicit(&((tt_json_object *)(uintptr_t)v)->raw,
+                             memory_order_acquire);
+  *from = (const char *)t;
+  *len = 0;
+  if (!t || t == TT_RAW_BUSY)
+    return;
+  const char *end = t->text + t->len;
+  *len = end > *from && end - *from <= 4096 ? (size_t)(end - *from)
+                                             : sizeof *t;
+}
+
 /* Where token tok's value lies in t (token 0 is all of it). */
 static inline void tt_json_text_slice(const tt_json_text *t, uint32_t tok,
                                       const char **s, size_t *len) {
@@ -475,6 +501,33 @@ void tt_sbuf_init(tt_sbuf *b);
 void tt_sbuf_reserve(tt_sbuf *b, size_t n); /* room for n bytes and a NUL */
 void tt_sbuf_set(tt_sbuf *b, const char *s, size_t n); /* NUL-terminated */
 void tt_sbuf_free(tt_sbuf *b);
+
+/* ---- json_patch.c: fetching ahead ---- */
+
+/* What applying a patch will read of the document it is applied to, found
+ * a step at a time so that each step finds in the caches what the one
+ * before asked to fetch: the member a patch's first operation targets in
+ * a large object (a resource among tens of thousands in a state) and,
+ * once that is known, its value and the value's text. A reader applying
+ * many patches in a row starts this a few patches ahead (tt_patch_ahead_
+ * begin) and takes one step per patch it applies (tt_patch_ahead_step):
+ * without it each patch stalls on memory at every link. Only hints: the
+ * document is read, never changed, and nothing is materialized; a path
+ * it cannot follow cheaply ends it. The document must not change between
+ * the steps except by the patches applied meanwhile, on this thread, and
+ * the patch must stay alive until the last step. */
+typedef struct tt_patch_ahead {
+  const char *path; /* the operation's, in the patch's text */
+  uint32_t prefix;  /* its bytes up to the object with an index */
+  uint32_t hash;    /* of the key looked up in that object */
+  uint32_t slot;    /* where the index has that key, 0 unknown */
+  const tether_json *value; /* the member's value, once found */
+  int step;                 /* the next step, 0 when done */
+} tt_patch_ahead;
+
+void tt_patch_ahead_begin(tt_patch_ahead *h, const tether_json *doc,
+                          const tether_json *patch);
+void tt_patch_ahead_step(tt_patch_ahead *h, const tether_json *doc);
 
 /* ---- json_pointer.c ---- */
 

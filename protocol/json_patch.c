@@ -1067,3 +1067,140 @@ bool tether_json_patch_check(const tether_json *patch,
   }
   return true;
 }
+
+/* ---- Fetching ahead (json_internal.h) ---- */
+
+/* The container v as a materialized object, or NULL: a raw one would
+ * have to be scanned, which is what fetching ahead must not cost. */
+static const tt_json_object *plain_object(const tether_json *v) {
+  if (!v || v->kind != TETHER_JSON_OBJECT || tt_json_is_raw(v))
+    return NULL;
+  return (const tt_json_object *)v;
+}
+
+/* Follows path[0..len), segments without escapes, from doc through
+ * materialized objects: the object it ends at, or NULL. Each step looks
+ * its object up again this way rather than keeping a pointer to it: the
+ * patches applied in between may have taken it out of the document. */
+static const tt_json_object *ahead_object(const tether_json *doc,
+                                          const char *path, size_t len) {
+  const tt_json_object *o = plain_object(doc);
+  for (size_t pos = 0; o && pos < len;) {
+    size_t seg = ++pos;
+    while (pos < len && path[pos] != '/')
+      pos++;
+    long i = tt_json_object_find(o, path + seg, pos - seg);
+    o = i < 0 ? NULL : plain_object(o->members[i].value);
+  }
+  return o;
+}
+
+void tt_patch_ahead_begin(tt_patch_ahead *h, const tether_json *doc,
+                          const tether_json *patch) {
+  h->step = 0;
+  if (!patch || patch->kind != TETHER_JSON_ARRAY)
+    return;
+  /* The first operation's "path", from the patch's tokens. */
+  tt_json_text *t = atomic_load_explicit(
+      &((tt_json_array *)(uintptr_t)patch)->raw, memory_order_acquire);
+  if (!t || t == TT_RAW_BUSY || !t->toks)
+    return;
+  uint32_t tok = ((const tt_json_array *)patch)->tok;
+  const tt_tok *toks = t->toks;
+  if (toks[tok].count == 0 || t->text[toks[tok + 1].start] != '{')
+    return;
+  uint32_t jo = tok + 1, j = jo + 1, jpath = 0;
+  for (uint32_t k = 0; k < toks[jo].count && !jpath; k++) {
+    if (raw_key_is(t, j, "path", 4))
+      jpath = j + 1;
+    j = toks[j + 1].next;
+  }
+  if (!jpath || t->text[toks[jpath].start] != '"')
+    return;
+  const char *path = t->text + toks[jpath].start + 1;
+  size_t len = toks[jpath].end - toks[jpath].start - 2;
+  if (len == 0 || path[0] != '/' || memchr(path, '~', len) ||
+      memchr(path, '\\', len))
+    return; /* escapes: not worth reading here */
+  /* Down through small objects (no index: their members are few and
+   * read often) to the first large one, where the key is looked up. */
+  const tt_json_object *o = plain_object(doc);
+  for (size_t pos = 0; o && pos < len;) {
+    size_t seg = ++pos;
+    while (pos < len && path[pos] != '/')
+      pos++;
+    if (o->nslots) {
+      h->path = path;
+      h->prefix = (uint32_t)(seg - 1);
+      h->hash = tt_json_hash(path + seg, pos - seg);
+      h->slot = 0;
+      h->value = NULL;
+      h->step = 1;
+      __builtin_prefetch(&o->slots[h->hash & (o->nslots - 1)]);
+      return;
+    }
+    long i = tt_json_object_find(o, path + seg, pos - seg);
+    o = i < 0 ? NULL : plain_object(o->members[i].value);
+  }
+}
+
+void tt_patch_ahead_step(tt_patch_ahead *h, const tether_json *doc) {
+  if (!h->step)
+    return;
+  const tt_json_object *o = ahead_object(doc, h->path, h->prefix);
+  if (!o || !o->nslots) {
+    h->step = 0;
+    return;
+  }
+  const tt_member *m = NULL;
+  if (h->step > 1) {
+    if (h->slot > o->used) {
+      h->step = 0;
+      return;
+    }
+    m = &o->members[h->slot - 1];
+  }
+  switch (h->step) {
+  case 1: { /* the slot has arrived: fetch the member */
+    uint32_t s = o->slots[h->hash & (o->nslots - 1)];
+    if (s == 0 || s == TT_SLOT_DELETED || s > o->used) {
+      h->step = 0;
+      return;
+    }
+    h->slot = s;
+    __builtin_prefetch(&o->members[s - 1]);
+    h->step = 2;
+    return;
+  }
+  case 2: /* the member: fetch its value (found at the first probe only) */
+    if (m->hash != h->hash || !m->value) {
+      h->step = 0;
+      return;
+    }
+    h->value = m->value;
+    __builtin_prefetch(h->value);
+    __builtin_prefetch((const char *)h->value + 64);
+    h->step = 3;
+    return;
+  case 3: { /* the value, still there: fetch its text when it is raw */
+    h->step = 0;
+    if (m->value != h->value || (h->value->kind != TETHER_JSON_OBJECT &&
+                                 h->value->kind != TETHER_JSON_ARRAY))
+      return;
+    const char *from;
+    size_t len;
+    tt_json_raw_extent(h->value, &from, &len);
+    if (!len)
+      return;
+    /* A detached value's text is its own allocation, right after its
+     * header or elsewhere: its bytes are what an edit reads. */
+    const tt_json_text *t = (const tt_json_text *)(const void *)from;
+    for (size_t k = 0; k < t->len && k < 4096; k += 64)
+      __builtin_prefetch(t->text + k);
+    return;
+  }
+  default:
+    h->step = 0;
+    return;
+  }
+}

@@ -495,6 +495,13 @@ read_error:
 /* Spans parsed and not yet applied, at most: bounds the memory a replay
  * runs ahead by. */
 #define SPANS_AHEAD 8
+/* How many events ahead of the one it applies the applying thread asks
+ * for the memory of the next (apply_span): enough for the fetch to
+ * arrive, not so many that it pushes out what is in use. The state is
+ * fetched in steps, one per event applied (tt_patch_ahead_step), so it
+ * starts further ahead, where the event's text has arrived. */
+#define TEXT_AHEAD 5
+#define STATE_AHEAD 4
 
 /* Whether a replay may use a second thread, and how many events the last
  * one on this thread applied that way: the tests compare the two ways of
@@ -507,6 +514,9 @@ typedef struct parsed {
   tether_json *patch;
   uint64_t index;
   off_t at;
+  /* What applying the patch reads of its text (tt_json_raw_extent). */
+  const char *text;
+  size_t text_len;
 } parsed;
 
 /* A slot's span goes from free to parsing, to ready, to applied, and is
@@ -594,7 +604,9 @@ static void span_push(span *s, tether_json *ev, tether_json *patch,
     s->cap = s->cap ? s->cap * 2 : 256;
     s->item = tt_realloc(s->item, s->cap * sizeof *s->item);
   }
-  s->item[s->n++] = (parsed){ev, patch, index, at};
+  parsed *e = &s->item[s->n++];
+  *e = (parsed){ev, patch, index, at, NULL, 0};
+  tt_json_raw_extent(patch, &e->text, &e->text_len);
 }
 
 /* What check_event finds in an event that is not the first, read from
@@ -691,6 +703,14 @@ static void parse_span(parallel *pl, uint64_t k, span *s, span_buf *b) {
 
 static void free_span_events(span *s) {
   for (size_t i = 0; i < s->n; i++) {
+    /* The other thread has written to them since (reference counts):
+     * fetched ahead too. */
+    if (i + TEXT_AHEAD < s->n) {
+      const parsed *next = &s->item[i + TEXT_AHEAD];
+      __builtin_prefetch(next->patch, 1);
+      __builtin_prefetch(next->ev, 1);
+      __builtin_prefetch(next->text, 1);
+    }
     tether_json_unref(s->item[i].patch);
     tether_json_unref(s->item[i].ev);
   }
@@ -704,8 +724,26 @@ static void free_span_events(span *s) {
  * report the problem or read on. */
 static bool apply_span(parallel *pl, span *s) {
   applier *a = pl->a;
+  /* Applying waits on memory more than it computes. The events were
+   * parsed on the other CPU and are in its caches, and the resources
+   * they change lie anywhere in tens of megabytes: what the next events
+   * read of both is fetched while this one is applied. */
+  tt_patch_ahead ahead[STATE_AHEAD];
+  for (size_t k = 0; k < STATE_AHEAD; k++)
+    ahead[k].step = 0;
   for (size_t i = 0; i < s->n; i++) {
     parsed *e = &s->item[i];
+    if (i + TEXT_AHEAD < s->n) {
+      const parsed *next = &s->item[i + TEXT_AHEAD];
+      __builtin_prefetch(next->patch);
+      for (size_t k = 0; k < next->text_len; k += 64)
+        __builtin_prefetch(next->text + k);
+    }
+    for (size_t k = 1; k < STATE_AHEAD; k++)
+      tt_patch_ahead_step(&ahead[(i + k) % STATE_AHEAD], a->out->state);
+    if (i + STATE_AHEAD < s->n)
+      tt_patch_ahead_begin(&ahead[i % STATE_AHEAD], a->out->state,
+                           s->item[i + STATE_AHEAD].patch);
     uint64_t n = a->out->events;
     /* The checks of check_parsed that need the event's position; a
      * mismatch is reported by the one-thread reading. */

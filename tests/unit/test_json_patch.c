@@ -743,6 +743,102 @@ static void test_large_state_replay(void **state) {
   tether_json_unref(doc);
 }
 
+/* Fetching ahead (tt_patch_ahead_begin and _step, which a state replay
+ * runs a few patches ahead of the one it applies) finds the member a
+ * patch will change, follows the document as the patches in between
+ * change it (members removed, the object replaced, the root replaced: it
+ * never reads what they freed, which AddressSanitizer would report), and
+ * changes nothing: the result is the one without it. */
+static void test_fetch_ahead(void **state) {
+  (void)state;
+  tether_json *doc = parse("{\"_type\":\"nixopsState\",\"resources\":{},"
+                           "\"deployments\":{}}");
+  char buf[256];
+  /* Enough resources that the object is materialized and indexed, where
+   * a small one is edited as text. */
+  for (int i = 0; i < 1000; i++) {
+    snprintf(buf, sizeof buf,
+             "[{\"op\":\"add\",\"path\":\"/resources/r%d\",\"value\":"
+             "{\"n\":%d}}]",
+             i, i);
+    tether_json *p = parse(buf);
+    assert_true(tether_json_patch(&doc, p, NULL));
+    tether_json_unref(p);
+  }
+  /* A patch as a replay has it, raw from its text: each step finds the
+   * next link, and the value is the member's. */
+  tether_json *ev =
+      parse("{\"patch\":[{\"op\":\"replace\",\"path\":\"/resources/r7/n\","
+            "\"value\":1}]}");
+  const tether_json *p7 = tether_json_object_get(ev, "patch");
+  tt_patch_ahead h;
+  tt_patch_ahead_begin(&h, doc, p7);
+  assert_int_equal(h.step, 1);
+  tt_patch_ahead_step(&h, doc);
+  assert_int_equal(h.step, 2);
+  tt_patch_ahead_step(&h, doc);
+  assert_int_equal(h.step, 3);
+  assert_ptr_equal(h.value, tether_json_pointer_get(doc, "/resources/r7", NULL));
+  tt_patch_ahead_step(&h, doc);
+  assert_int_equal(h.step, 0);
+  tether_json_unref(ev);
+
+  /* A run of patches, applied with fetching four ahead and without. */
+  static const char *const patches[] = {
+      "[{\"op\":\"replace\",\"path\":\"/resources/r1/n\",\"value\":-1}]",
+      "[{\"op\":\"remove\",\"path\":\"/resources/r2\"}]",
+      "[{\"op\":\"remove\",\"path\":\"/resources/r3\"}]",
+      "[{\"op\":\"replace\",\"path\":\"/resources/r2\",\"value\":{}}]",
+      "[{\"op\":\"add\",\"path\":\"/resources/r3\",\"value\":{\"n\":3}}]",
+      "[{\"op\":\"replace\",\"path\":\"/resources/r4/n\",\"value\":-4}]",
+      "[{\"op\":\"replace\",\"path\":\"/resources\",\"value\":{}}]",
+      "[{\"op\":\"add\",\"path\":\"/resources/r5\",\"value\":{\"n\":5}}]",
+      "[{\"op\":\"remove\",\"path\":\"/resources/r5\"}]",
+      "[{\"op\":\"replace\",\"path\":\"\",\"value\":{\"resources\":{}}}]",
+      "[{\"op\":\"add\",\"path\":\"/resources/r6\",\"value\":{\"n\":6}}]",
+      "[{\"op\":\"replace\",\"path\":\"/resources/r6/n\",\"value\":-6}]",
+      "[{\"op\":\"add\",\"path\":\"/resources/a~1b\",\"value\":1}]",
+      "[{\"op\":\"test\",\"path\":\"/resources/r6/n\",\"value\":-6}]",
+  };
+  enum { N = sizeof patches / sizeof *patches, AHEAD = 4 };
+  char *start = dump(doc);
+  tether_json *plain = parse(start);
+  free(start);
+  tether_json *ps[N];
+  for (size_t i = 0; i < N; i++) {
+    snprintf(buf, sizeof buf, "{\"patch\":%s}", patches[i]);
+    ps[i] = parse(buf);
+  }
+  tt_patch_ahead ring[AHEAD];
+  for (size_t k = 0; k < AHEAD; k++)
+    ring[k].step = 0;
+  for (size_t i = 0; i < AHEAD && i < N; i++)
+    tt_patch_ahead_begin(&ring[i], doc, tether_json_object_get(ps[i], "patch"));
+  for (size_t i = 0; i < N; i++) {
+    for (size_t k = 1; k < AHEAD; k++)
+      tt_patch_ahead_step(&ring[(i + k) % AHEAD], doc);
+    if (i + AHEAD < N)
+      tt_patch_ahead_begin(&ring[i % AHEAD], doc,
+                           tether_json_object_get(ps[i + AHEAD], "patch"));
+    tether_json_error err;
+    bool ok = tether_json_patch(&doc, tether_json_object_get(ps[i], "patch"),
+                                &err);
+    tether_json *again = parse(patches[i]);
+    assert_int_equal(tether_json_patch(&plain, again, NULL), ok);
+    tether_json_unref(again);
+    char *a = dump(doc), *b = dump(plain);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+  }
+  assert_ptr_not_equal(tether_json_pointer_get(doc, "/resources/a~1b", NULL),
+                       NULL);
+  for (size_t i = 0; i < N; i++)
+    tether_json_unref(ps[i]);
+  tether_json_unref(plain);
+  tether_json_unref(doc);
+}
+
 /* A raw object that one patch edits twice, as a state replay updates a
  * resource's inputs and then its status: the second edit may be made in
  * the text the first one made. The results, a rollback, and values that
@@ -865,6 +961,7 @@ int main(void) {
       cmocka_unit_test(test_null_document),
       cmocka_unit_test(test_random_patches),
       cmocka_unit_test(test_large_state_replay),
+      cmocka_unit_test(test_fetch_ahead),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
