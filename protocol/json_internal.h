@@ -76,6 +76,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "tether/json.h"
 
@@ -159,7 +160,20 @@ typedef struct tt_json_text {
   /* The allocation starts with this text's home node, TT_HOME_OFFSET
    * bytes before it. */
   bool home;
+  /* The text lies inside a larger allocation (own_text): a message
+   * parsed in place whose text is one member's value. The allocation's
+   * start is stored right after this header (tt_json_text_base). */
+  bool inside;
 } tt_json_text;
+
+/* The allocation an own_text text is in. */
+static inline void *tt_json_text_base(const tt_json_text *t) {
+  if (!t->inside)
+    return t->text;
+  void *base;
+  memcpy(&base, t + 1, sizeof base);
+  return base;
+}
 
 typedef struct tt_json_array {
   tether_json head;

@@ -1090,6 +1090,7 @@ static tt_json_text *finish_text(walker *w, bool dst_on_stack) {
     t->dups = false;
     t->unindexed = !w->out;
     t->home = false;
+    t->inside = false;
     return t;
   }
   bool toks_inline =
@@ -1126,6 +1127,7 @@ static tt_json_text *finish_text(walker *w, bool dst_on_stack) {
   t->dups = false;
   t->unindexed = false;
   t->home = false;
+  t->inside = false;
   return t;
 }
 
@@ -1311,17 +1313,18 @@ static tether_json *parse_in_place(char *block, size_t at, size_t len,
     free(block);
     return NULL;
   }
-  size_t tlen = w.dlen;
+  size_t from = 0, tlen = w.dlen;
   if (index >= 0 && w.root_count == (uint64_t)index + 1) {
     /* The last member: its value runs up to the root's closing brace,
      * the last byte of the compacted text, and starts where it did in
-     * the input, since nothing before it was dropped or rewritten. */
+     * the input, since nothing before it was dropped or rewritten. It
+     * stays there: moving tens of megabytes to the front of the block
+     * would cost more than the parse. */
     *member = true;
+    from = member_at;
     tlen = w.dlen - 1 - member_at;
-    memmove(block, block + member_at, tlen);
-    block[tlen] = '\0';
-    if (!is_container(block, tlen)) {
-      tether_json *v = tt_json_build_scalar(block, tlen);
+    if (!is_container(block + from, tlen)) {
+      tether_json *v = tt_json_build_scalar(block + from, tlen);
       free(block);
       return v;
     }
@@ -1329,8 +1332,12 @@ static tether_json *parse_in_place(char *block, size_t at, size_t len,
   /* The text keeps only the part of the block it needs; an allocation
    * shrinks where it is. Some object in the text repeating a key was
    * found from the key log (at the close of each object). */
-  tt_json_text *t = tt_malloc(sizeof *t);
-  t->text = tt_realloc(block, tlen + 1);
+  tt_json_text *t = tt_malloc(sizeof *t + sizeof block);
+  block = tt_realloc(block, from + tlen + 1);
+  block[from + tlen] = '\0';
+  t->text = block + from;
+  t->inside = from > 0;
+  memcpy(t + 1, &block, sizeof block);
   t->len = tlen;
   t->toks = NULL;
   t->ntok = 0;

@@ -47,7 +47,7 @@ void tt_json_text_unref(tt_json_text *t) {
   if (t->own_toks)
     free(t->toks);
   if (t->own_text)
-    free(t->text);
+    free(tt_json_text_base(t));
   free(t->home ? (char *)t - TT_HOME_OFFSET : (char *)t);
 }
 
@@ -301,6 +301,7 @@ tether_json *tt_json_new_home(tether_json_kind kind, size_t len, uint32_t ntok,
   t->dups = dups;
   t->unindexed = false;
   t->home = true;
+  t->inside = false;
   t->ntok = ntok;
   t->toks = ntok ? (tt_tok *)(void *)(t + 1) : NULL;
   t->text = (char *)(t + 1) + toks_size;
@@ -444,6 +445,7 @@ tt_json_text *tt_json_text_new(const char *s, size_t len, uint32_t ntok,
   t->dups = dups;
   t->unindexed = false;
   t->home = false;
+  t->inside = false;
   t->ntok = ntok;
   t->toks = ntok ? (tt_tok *)(void *)(t + 1) : NULL;
   t->text = (char *)(t + 1) + toks_size;
