@@ -135,6 +135,9 @@ struct tt_provider {
   char exit_desc[80];
 
   tt_frame_reader reader;
+  /* The large message arriving on stdout, validated as it comes (see
+   * drain_messages), or NULL. */
+  tt_json_stream *stream;
   tether_buf errline; /* a stderr line still waiting for its '\n' */
   tether_buf errout;  /* prefixed lines for our stderr, one write per read */
   char *tail[TT_PROVIDER_STDERR_TAIL];
@@ -1125,7 +1128,8 @@ static void handle_message(tt_provider *p, const char *text, size_t len) {
  * before. The outcome is the same: a plain answer is delivered as soon as
  * the whole message is found valid, anything else goes the general way
  * from its parsed value. */
-static void handle_large_message(tt_provider *p, const char *text, size_t len) {
+static void handle_large_message(tt_provider *p, const char *text, size_t len,
+                                 tt_json_stream *stream) {
   /* quote_bytes reads one byte past what it quotes of a longer text. */
   char quote[QUOTE_MAX + 1];
   size_t qlen = len < sizeof quote ? len : sizeof quote;
@@ -1136,13 +1140,15 @@ static void handle_large_message(tt_provider *p, const char *text, size_t len) {
   char *block = tt_frame_reader_take(&p->reader, &at);
   if (!block) {
     /* Only a message next has just returned can be taken. */
+    tt_json_stream_free(stream);
     handle_message(p, text, len);
     return;
   }
+  /* What the stream validated while the message arrived is not walked
+   * again: the same value, or the same error, as parsing it whole. */
   bool member = false;
-  tether_json *v =
-      r ? tt_json_parse_member_in_place(block, at, len, value_at, &member, NULL)
-        : tt_json_parse_in_place(block, at, len, NULL);
+  tether_json *v = tt_json_stream_finish(stream, block, at, len, value_at,
+                                         r ? &member : NULL, NULL);
   if (!v) {
     fatal_stop(p, quoted_message(p, "wrote non-protocol output on stdout",
                                  quote, len));
@@ -1199,6 +1205,11 @@ static bool all_blank(const char *s, size_t len) {
   return true;
 }
 
+/* A message from this size on is validated while the rest of it is still
+ * arriving (tt_json_stream): for a state of tens of megabytes the parse
+ * then ends soon after its last byte instead of starting there. */
+#define STREAM_MIN IN_PLACE_MIN
+
 static void drain_messages(tt_provider *p) {
   for (;;) {
     /* After a fatal error nothing more the provider says is believed; the
@@ -1206,20 +1217,35 @@ static void drain_messages(tt_provider *p) {
     if (p->fatal || p->freed) {
       tt_frame_reader_free(&p->reader);
       tt_frame_reader_init(&p->reader, p->framing, SIZE_MAX);
+      tt_json_stream_free(p->stream);
+      p->stream = NULL;
       return;
     }
     const char *msg;
     size_t len;
     tt_frame_status st = tt_frame_reader_next(&p->reader, &msg, &len);
+    tt_json_stream *stream = p->stream;
     switch (st) {
     case TT_FRAME_MESSAGE:
-      if (len >= IN_PLACE_MIN)
-        handle_large_message(p, msg, len);
-      else
+      /* The stream, if any, was fed this message: the one in progress. */
+      p->stream = NULL;
+      if (len >= IN_PLACE_MIN) {
+        handle_large_message(p, msg, len, stream);
+      } else {
+        tt_json_stream_free(stream);
         handle_message(p, msg, len);
+      }
       continue;
-    case TT_FRAME_NEED_MORE:
+    case TT_FRAME_NEED_MORE: {
+      const char *part;
+      size_t have = tt_frame_reader_partial(&p->reader, &part);
+      if (have >= STREAM_MIN) {
+        if (!p->stream)
+          p->stream = tt_json_stream_new();
+        tt_json_stream_feed(p->stream, part, have);
+      }
       return;
+    }
     case TT_FRAME_TOO_LARGE:
     case TT_FRAME_BAD_HEADER:
       /* The reader's error quotes the offending bytes itself. */
@@ -1780,6 +1806,7 @@ static void destroy(tt_provider *p) {
   tether_json_unref(p->info);
   tether_json_unref(p->types);
   tt_frame_reader_free(&p->reader);
+  tt_json_stream_free(p->stream);
   tether_buf_free(&p->errline);
   tether_buf_free(&p->errout);
   tether_buf_free(&p->scratch);

@@ -124,6 +124,20 @@ size_t tt_frame_reader_pending(const tt_frame_reader *r, const char **data) {
   return r->buf.len - r->start;
 }
 
+size_t tt_frame_reader_partial(const tt_frame_reader *r, const char **data) {
+  *data = "";
+  if (r->failed || !r->buf.data ||
+      (r->framing == TT_FRAMING_CONTENT_LENGTH && !r->in_body) ||
+      (r->framing != TT_FRAMING_CONTENT_LENGTH &&
+       r->framing != TT_FRAMING_NDJSON))
+    return 0;
+  *data = r->buf.data + r->start;
+  size_t n = r->buf.len - r->start;
+  if (r->framing == TT_FRAMING_CONTENT_LENGTH && n > r->body_len)
+    n = r->body_len;
+  return n;
+}
+
 void tt_frame_quote(tether_buf *out, const char *data, size_t len, size_t max) {
   tether_buf_append_char(out, '"');
   size_t n = len < max ? len : max;

@@ -102,6 +102,12 @@ char *tt_frame_reader_take(tt_frame_reader *r, size_t *at);
 /* Bytes buffered but not yet returned as a message (for error reports: the
  * start of what a peer sent that never became a message). */
 size_t tt_frame_reader_pending(const tt_frame_reader *r, const char **data);
+/* The message still arriving, as far as it has come, from its first byte:
+ * for a reader that starts on a large message before the rest is in
+ * (tt_json_stream). 0 when next has not found where the next message
+ * starts (its Content-Length header is still incomplete, or the framing
+ * is not known yet). Valid until the reader is next called. */
+size_t tt_frame_reader_partial(const tt_frame_reader *r, const char **data);
 
 /* Appends msg framed as f to out (DETECT, a writer that never learned the
  * peer's framing, writes the default, ndjson). msg must not contain a

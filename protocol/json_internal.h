@@ -516,6 +516,29 @@ void tt_sbuf_reserve(tt_sbuf *b, size_t n); /* room for n bytes and a NUL */
 void tt_sbuf_set(tt_sbuf *b, const char *s, size_t n); /* NUL-terminated */
 void tt_sbuf_free(tt_sbuf *b);
 
+/* ---- json_parse.c: validating a large message while it arrives ---- */
+
+/* A text that arrives in parts, validated as far as it has come each time
+ * more arrives (tt_json_stream_feed: the same text each time, from its
+ * start, possibly moved), so that when the last part is in, little is left
+ * to parse (tt_json_stream_finish, which parses in place as
+ * tt_json_parse_member_in_place does, with the same results and errors,
+ * and frees the stream). Only a compact text, such as tether's providers
+ * write, gains: for any other the stream soon stops, and the finish
+ * parses the whole text. */
+typedef struct tt_json_stream tt_json_stream;
+tt_json_stream *tt_json_stream_new(void);
+void tt_json_stream_feed(tt_json_stream *st, const char *text, size_t avail);
+/* member may be NULL (tt_json_parse_in_place); st may be NULL. */
+tether_json *tt_json_stream_finish(tt_json_stream *st, char *block, size_t at,
+                                   size_t len, size_t member_at, bool *member,
+                                   tether_json_error *err);
+void tt_json_stream_free(tt_json_stream *st);
+/* How far the text is validated for good (0 once the stream has stopped),
+ * and the distance between checkpoints (0: the default), for tests. */
+size_t tt_json_stream_done(const tt_json_stream *st);
+void tt_json_stream_set_stride(size_t bytes);
+
 /* ---- json_patch.c: fetching ahead ---- */
 
 /* What applying a patch will read of the document it is applied to, found

@@ -144,6 +144,15 @@ typedef struct walker {
   key_span *keys;
   size_t nkeys, keys_cap;
   bool dups;
+  /* Streaming (see Validating while a text arrives): the frames, kept
+   * between calls, where the walk resumes, and whether the text is its
+   * own compacted text so far (no whitespace dropped, no string to
+   * rewrite: useless is set when it is not). final when the whole text
+   * is there. */
+  struct frame *frames;
+  struct checkpoint *ck;
+  bool final;
+  bool useless;
   tether_json_error *err;
 } walker;
 
@@ -219,6 +228,12 @@ static inline size_t skip_ws_in(walker *w, const char *s, size_t len,
   if (pos >= len || (unsigned char)s[pos] > ' ')
     return pos;
   size_t start = pos;
+  if (w->ck && is_ws(s[pos])) {
+    /* A stream validates compact texts only: it stops here, at once,
+     * rather than walk on to no avail (see checkpoint). */
+    w->useless = true;
+    return pos;
+  }
   while (pos < len && is_ws(s[pos]))
     pos++;
   if (pos == start)
@@ -767,25 +782,160 @@ static inline uint64_t key_bit(const char *k, size_t len) {
   return 1ull << ((h * 0x9E3779B1u) >> 26);
 }
 
+/* ---- Validating while a text arrives ---- */
+
+/*
+ * A large message (a state_read answer of tens of megabytes) takes as
+ * long to arrive as to parse, and parsing it only once it is all there
+ * puts the two one after the other. The walk can instead take the text
+ * as far as it has come and go on from there when more arrives: it
+ * stops where the text ends, and resumes from a checkpoint, the walk's
+ * whole state at the end of a value (after_value): its frames, its
+ * position and its key log. Each checkpoint is taken some bytes after
+ * the last (CK_STRIDE), so what is walked twice is little.
+ *
+ * Where the text ends, the walk fails, just as it does on a text cut
+ * short: within CUT_MAX bytes of the end (a cut inside a token, such as
+ * a \u escape or a UTF-8 sequence, is reported at the token's start).
+ * A failure before that is a real one: the stream stops there, and the
+ * final parse of the whole text reports it. A number or a literal that
+ * reaches the end may be cut short without failing, so no checkpoint is
+ * taken right after one.
+ *
+ * The text is not compacted while it arrives: it is validated where it
+ * lies, and it must be compact already (no whitespace between tokens,
+ * every string as tether_json_dump writes it: what tether's providers
+ * send). Then the walk over the rest of the text, once all of it is
+ * there, is all the parse has left to do. Otherwise (useless) the
+ * stream stops, and the whole text is parsed in place as before.
+ */
+typedef struct checkpoint {
+  bool valid;
+  size_t pos, depth, nkeys;
+  uint32_t root_count;
+  bool dups;
+  frame frames[TETHER_JSON_MAX_DEPTH];
+} checkpoint;
+
+#define CK_STRIDE (16u << 10)
+#define CUT_MAX 16
+/* The tests take a checkpoint at every value. */
+static size_t ck_stride = CK_STRIDE;
+
+void tt_json_stream_set_stride(size_t bytes) {
+  ck_stride = bytes ? bytes : CK_STRIDE;
+}
+
+/* At the end of a value at pos (after_value), with depth frames open:
+ * takes a checkpoint when it is time, and always when the key log has
+ * lost keys the last one counts on (an object open then has closed). */
+static void checkpoint_at(walker *w, const frame *st, size_t depth,
+                          size_t pos) {
+  checkpoint *c = w->ck;
+  /* A value that reaches the end of what has come may not be whole,
+   * unless it ends with its own closing quote or bracket. */
+  char last = pos > 0 ? w->s[pos - 1] : 0;
+  bool whole = pos < w->len || last == '"' || last == '}' || last == ']';
+  bool lost = c->valid && w->nkeys < c->nkeys;
+  if (!whole) {
+    if (lost)
+      c->valid = false;
+    return;
+  }
+  if (c->valid && !lost && pos < c->pos + ck_stride)
+    return;
+  c->valid = true;
+  c->pos = pos;
+  c->depth = depth;
+  memcpy(c->frames, st, depth * sizeof *st);
+  c->nkeys = w->nkeys;
+  c->root_count = w->root_count;
+  c->dups = w->dups;
+}
+
+/* Whether the string literal s[q..end) with escapes is written as
+ * tether_json_dump writes its value (canonicalize_string): escapes only
+ * for '"', '\\' and control characters, each in its one form. */
+static bool canonical_literal(const char *s, size_t q, size_t end) {
+  for (size_t i = q + 1; i + 1 < end; i++) {
+    if (s[i] != '\\')
+      continue;
+    long c;
+    size_t n = 2;
+    switch (s[i + 1]) {
+    case 'b':
+      c = '\b';
+      break;
+    case 'f':
+      c = '\f';
+      break;
+    case 'n':
+      c = '\n';
+      break;
+    case 'r':
+      c = '\r';
+      break;
+    case 't':
+      c = '\t';
+      break;
+    case 'u':
+      c = hex4(s + i + 2, 4);
+      n = 6;
+      break;
+    default:
+      c = (unsigned char)s[i + 1];
+      break;
+    }
+    if (c < 0 || (c >= 0x20 && c != '"' && c != '\\'))
+      return false;
+    char want[6];
+    if (tt_json_escape_char((unsigned char)c, want) != n ||
+        memcmp(want, s + i, n) != 0)
+      return false;
+    i += n - 1;
+  }
+  return true;
+}
+
 /* Validates one JSON text (with surrounding whitespace) at w->s. A state
  * machine with an explicit stack, not recursion: nesting is bounded by
  * TETHER_JSON_MAX_DEPTH but the C stack of the calling thread may be
  * small. */
 __attribute__((always_inline)) static inline bool
-walk_as(walker *w, const bool follow, const bool tokens) {
+walk_as(walker *w, const bool follow, const bool tokens, const bool partial) {
   frame small[64];
-  frame *st = small;
+  /* Streaming keeps its frames between calls (see checkpoint). */
+  frame *st = partial ? w->frames : small;
   size_t depth = 0;
   const char *s = w->s;
   const size_t len = w->len;
   /* The position lives here, not in w, so that it stays in a register;
    * the helpers take it and return the next one. */
-  size_t pos = skip_ws_in(w, s, len, w->pos);
+  size_t pos;
   bool ok = false;
   bool escaped;
   char buf[16];
   uint32_t t;
   size_t next, jend;
+  if (partial) {
+    const checkpoint *c = w->ck;
+    w->useless = false;
+    w->shift = 0;
+    if (c->valid) {
+      depth = c->depth;
+      memcpy(st, c->frames, depth * sizeof *st);
+      w->nkeys = c->nkeys;
+      w->root_count = c->root_count;
+      w->dups = c->dups;
+      pos = c->pos;
+      goto after_value;
+    }
+    w->nkeys = 0;
+    w->root_count = 0;
+    w->dups = false;
+    w->pos = 0;
+  }
+  pos = skip_ws_in(w, s, len, w->pos);
 
 value:
   if (pos >= len) {
@@ -802,7 +952,7 @@ value:
       fail(w, pos, "nesting deeper than %d levels", TETHER_JSON_MAX_DEPTH);
       goto out;
     }
-    if (depth == sizeof small / sizeof *small) {
+    if (!partial && depth == sizeof small / sizeof *small) {
       st = tt_malloc(TETHER_JSON_MAX_DEPTH * sizeof *st);
       memcpy(st, small, sizeof small);
     }
@@ -823,6 +973,10 @@ value:
     if (!(next = scan_string(w, pos, &escaped)))
       goto out;
     claim_end(w, jend, next - 1);
+    if (partial && escaped && !canonical_literal(s, pos, next)) {
+      w->useless = true;
+      goto out;
+    }
     if (escaped)
       canonicalize_string(w, pos, next);
     pos = next;
@@ -879,6 +1033,10 @@ key:
       goto out;
     size_t in_end = next - 1;
     claim_end(w, jend, in_end);
+    if (partial && escaped && !canonical_literal(s, pos, next)) {
+      w->useless = true;
+      goto out;
+    }
     /* Read before a rewrite, which in place overwrites the input. */
     uint64_t bit = key_bit(s + kstart, in_end - kstart);
     if (escaped)
@@ -886,7 +1044,7 @@ key:
     pos = next;
     if (tokens)
       finish_token(w, t, pos);
-    if (!tokens && w->dst && !w->dups) {
+    if (!tokens && (w->dst || partial) && !w->dups) {
       /* The literal as the compacted text has it: a rewritten one is
        * there already, any other is the input's, which in place is
        * overwritten when something before it was dropped: there the key
@@ -897,7 +1055,8 @@ key:
       }
       size_t klen = pos - w->shift - 1 - (kstart - shift);
       w->keys[w->nkeys++] = (key_span){
-          escaped || w->in_place ? w->dst + (kstart - shift) : s + kstart,
+          !partial && (escaped || w->in_place) ? w->dst + (kstart - shift)
+                                               : s + kstart,
           klen};
     }
     frame *f = &st[depth - 1];
@@ -918,6 +1077,14 @@ key:
 after_value:
   if (depth == 0)
     goto done;
+  if (partial) {
+    if (w->shift) {
+      w->useless = true;
+      goto out;
+    }
+    if (!w->final)
+      checkpoint_at(w, st, depth, pos);
+  }
   pos = skip_ws_in(w, s, len, pos);
   {
     frame *f = &st[depth - 1];
@@ -956,7 +1123,7 @@ close: {
     o->next = w->ntok;
     if (f->suspect)
       push_suspect(w, f->tok);
-  } else if (w->dst && !w->dups) {
+  } else if ((w->dst || partial) && !w->dups) {
     /* Its keys are the last ones logged: checked now and let go. In
      * place they are read from the compacted text, complete up to here
      * once what is pending is flushed. */
@@ -989,7 +1156,7 @@ done: {
 
 out:
   w->pos = pos;
-  if (st != small)
+  if (!partial && st != small)
     free(st);
   return ok;
 }
@@ -999,9 +1166,16 @@ out:
  * scalar, a large text, an index built later). Each is compiled on its
  * own, without the tests for what it does not do: the walk runs them for
  * every token. */
-static bool walk_following(walker *w) { return walk_as(w, true, true); }
-static bool walk_indexing(walker *w) { return walk_as(w, false, true); }
-static bool walk_validating(walker *w) { return walk_as(w, false, false); }
+static bool walk_following(walker *w) {
+  return walk_as(w, true, true, false);
+}
+static bool walk_indexing(walker *w) { return walk_as(w, false, true, false); }
+static bool walk_validating(walker *w) {
+  return walk_as(w, false, false, false);
+}
+static bool walk_streaming(walker *w) {
+  return walk_as(w, false, false, true);
+}
 
 static bool walk(walker *w) {
   if (w->follow)
@@ -1280,6 +1454,11 @@ static long member_index(const char *text, size_t len, size_t at) {
   return in_string || depth != 1 ? -1 : colons - 1;
 }
 
+static tether_json *in_place_result(char *block, size_t at, size_t dlen,
+                                    long index, uint32_t root_count,
+                                    size_t member_at, bool *member,
+                                    bool dups);
+
 /* Parses text block + at in place (see above). With member set and the
  * text an object whose last member's value starts at member_at, returns
  * that value alone. */
@@ -1313,16 +1492,26 @@ static tether_json *parse_in_place(char *block, size_t at, size_t len,
     free(block);
     return NULL;
   }
-  size_t from = 0, tlen = w.dlen;
-  if (index >= 0 && w.root_count == (uint64_t)index + 1) {
+  return in_place_result(block, 0, w.dlen, index, w.root_count, member_at,
+                         member, w.dups);
+}
+
+/* The value of a text validated in place, compacted at block + at for
+ * dlen bytes; the rest as parse_in_place. */
+static tether_json *in_place_result(char *block, size_t at, size_t dlen,
+                                    long index, uint32_t root_count,
+                                    size_t member_at, bool *member,
+                                    bool dups) {
+  size_t from = at, tlen = dlen;
+  if (index >= 0 && root_count == (uint64_t)index + 1) {
     /* The last member: its value runs up to the root's closing brace,
      * the last byte of the compacted text, and starts where it did in
      * the input, since nothing before it was dropped or rewritten. It
      * stays there: moving tens of megabytes to the front of the block
      * would cost more than the parse. */
     *member = true;
-    from = member_at;
-    tlen = w.dlen - 1 - member_at;
+    from = at + member_at;
+    tlen = dlen - 1 - member_at;
     if (!is_container(block + from, tlen)) {
       tether_json *v = tt_json_build_scalar(block + from, tlen);
       free(block);
@@ -1344,7 +1533,7 @@ static tether_json *parse_in_place(char *block, size_t at, size_t len,
   t->own_toks = false;
   t->own_text = true;
   atomic_init(&t->refs, 1);
-  t->dups = w.dups;
+  t->dups = dups;
   t->unindexed = true;
   t->home = false;
   return tt_json_new_raw(
@@ -1360,6 +1549,109 @@ tether_json *tt_json_parse_member_in_place(char *block, size_t at, size_t len,
                                            size_t member_at, bool *member,
                                            tether_json_error *err) {
   return parse_in_place(block, at, len, member_at, member, err);
+}
+
+/* ---- Streams (see Validating while a text arrives) ---- */
+
+struct tt_json_stream {
+  walker w;
+  checkpoint ck;
+  frame frames[TETHER_JSON_MAX_DEPTH];
+  tether_json_error err;
+  const char *base; /* where the text was last time: the keys point there */
+  size_t fed;       /* bytes walked over last time */
+  bool dead;        /* nothing more is walked: the final parse does it all */
+};
+
+tt_json_stream *tt_json_stream_new(void) {
+  tt_json_stream *st = tt_malloc(sizeof *st);
+  st->w = (walker){.frames = st->frames, .ck = &st->ck, .err = &st->err};
+  st->ck.valid = false;
+  st->ck.nkeys = 0;
+  st->base = NULL;
+  st->fed = 0;
+  st->dead = false;
+  return st;
+}
+
+void tt_json_stream_free(tt_json_stream *st) {
+  if (!st)
+    return;
+  free(st->w.keys);
+  free(st);
+}
+
+/* Points the stream's walker at text, where the text now lies: the keys
+ * logged point into it. */
+static void stream_at(tt_json_stream *st, const char *text, size_t len) {
+  walker *w = &st->w;
+  if (st->base && text != st->base) {
+    uintptr_t from = (uintptr_t)st->base, to = (uintptr_t)text;
+    size_t n = w->nkeys;
+    if (st->ck.valid && st->ck.nkeys > n)
+      n = st->ck.nkeys;
+    for (size_t k = 0; k < n; k++)
+      w->keys[k].p = (const char *)((uintptr_t)w->keys[k].p - from + to);
+  }
+  st->base = text;
+  w->s = text;
+  w->len = len;
+}
+
+void tt_json_stream_feed(tt_json_stream *st, const char *text, size_t avail) {
+  if (st->dead || avail <= st->fed || avail >= INT_MAX)
+    return;
+  /* The walk goes back to the last checkpoint, which a long value (a
+   * string of megabytes) keeps far behind: it waits until as much again
+   * has arrived, so that all the walks together read the text at most
+   * about twice, however it arrives. */
+  size_t from = st->ck.valid ? st->ck.pos : 0;
+  if (avail - st->fed < st->fed - from)
+    return;
+  stream_at(st, text, avail);
+  st->w.final = false;
+  bool ok = walk_streaming(&st->w);
+  st->fed = avail;
+  /* Stopped short of what has come: not by its end, or not compact. */
+  if (!ok && (st->w.useless || st->err.offset + CUT_MAX < avail))
+    st->dead = true;
+}
+
+size_t tt_json_stream_done(const tt_json_stream *st) {
+  return st->dead || !st->ck.valid ? 0 : st->ck.pos;
+}
+
+tether_json *tt_json_stream_finish(tt_json_stream *st, char *block, size_t at,
+                                   size_t len, size_t member_at, bool *member,
+                                   tether_json_error *err) {
+  const char *text = block ? block + at : NULL;
+  bool done = st && !st->dead && st->fed > 0 && text && len < INT_MAX &&
+              is_container(text, len);
+  if (done) {
+    stream_at(st, text, len);
+    st->w.final = true;
+    done = walk_streaming(&st->w) && !st->w.shift;
+  }
+  if (!done) {
+    /* Parsed whole, as if nothing had been walked: the same value, or
+     * the same error. */
+    tt_json_stream_free(st);
+    return parse_in_place(block, at, len, member_at, member, err);
+  }
+  if (err) {
+    err->offset = 0;
+    err->op = -1;
+    err->message[0] = '\0';
+  }
+  if (member)
+    *member = false;
+  long index = member ? member_index(text, len, member_at) : -1;
+  size_t dlen = st->w.value_end;
+  uint32_t root_count = st->w.root_count;
+  bool dups = st->w.dups;
+  tt_json_stream_free(st);
+  return in_place_result(block, at, dlen, index, root_count, member_at, member,
+                         dups);
 }
 
 /* ---- Indexing a large text ---- */

@@ -107,25 +107,46 @@ static void fake_write(const char *fmt, ...) {
 /* The string a large answer carries: larger than the host's threshold for
  * parsing in place (IN_PLACE_MIN in host/provider.c). */
 #define LARGE_BLOB (3u << 20)
+#define COMPACT_ITEMS 30000
+#define COMPACT_ITEM 100
 
 /* Writes a large answer to request id, of the shape FAKE_LARGE names:
  * "plain" ({"jsonrpc","id","result"} in that order, the result spaced out
  * and with escapes), "extra" (a member after the result), "reordered",
- * "both" (a result and an error) or "invalid" (broken at the end). */
+ * "both" (a result and an error), "invalid" (broken at the end),
+ * "compact" (a result of many small values, written as tether writes
+ * JSON, which the host validates while it arrives: COMPACT_ITEMS strings
+ * of COMPACT_ITEM x's) or "compact-invalid" (that with a control
+ * character in the middle). */
 static void fake_write_large(long long id, const char *shape) {
   char *blob = malloc(LARGE_BLOB + 1);
   memset(blob, 'x', LARGE_BLOB);
   blob[LARGE_BLOB] = '\0';
   tether_buf b;
   tether_buf_init(&b);
-  if (strcmp(shape, "reordered") == 0)
+  if (strncmp(shape, "compact", 7) == 0) {
+    tether_buf_printf(&b, "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":", id);
+    tether_buf_append_str(&b, "{\"items\":[");
+    for (int i = 0; i < COMPACT_ITEMS; i++) {
+      tether_buf_append_str(&b, i ? ",\"" : "\"");
+      tether_buf_append(&b, blob, COMPACT_ITEM);
+      tether_buf_append_char(&b, '"');
+    }
+    tether_buf_append_str(&b, "],\"n\":[1,2]}}");
+    if (strcmp(shape, "compact-invalid") == 0)
+      b.data[b.len / 2] = '\t';
+  } else if (strcmp(shape, "reordered") == 0)
     tether_buf_printf(&b, "{\"id\":%lld,\"result\":", id);
   else
     tether_buf_printf(&b, "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":", id);
-  tether_buf_append_str(&b, "{ \"blob\" : \"");
-  tether_buf_append(&b, blob, LARGE_BLOB);
-  tether_buf_append_str(&b, "\\u0041\\n\" ,\t \"n\" : [ 1 , 2 ] }");
-  if (strcmp(shape, "extra") == 0)
+  if (strncmp(shape, "compact", 7) != 0) {
+    tether_buf_append_str(&b, "{ \"blob\" : \"");
+    tether_buf_append(&b, blob, LARGE_BLOB);
+    tether_buf_append_str(&b, "\\u0041\\n\" ,\t \"n\" : [ 1 , 2 ] }");
+  }
+  if (strncmp(shape, "compact", 7) == 0)
+    ;
+  else if (strcmp(shape, "extra") == 0)
     tether_buf_append_str(&b, ",\"note\":\"extra\"}");
   else if (strcmp(shape, "reordered") == 0)
     tether_buf_append_str(&b, ",\"jsonrpc\":\"2.0\"}");
@@ -701,6 +722,48 @@ static void test_large_answers(void **state) {
   }
 }
 
+/* A large compact answer, such as tether-local's state_read, which the
+ * host validates while it arrives, in either framing: the same result as
+ * any other; damage in it reported as for any other, once all of it is
+ * in. */
+static void test_large_compact_answers(void **state) {
+  for (int cl = 0; cl < 4; cl++) {
+    bool damaged = cl >= 2;
+    struct harness *h = harness_new();
+    tt_provider_config cfg = {
+        .env = (const char *const[]){damaged ? "FAKE_LARGE=compact-invalid"
+                                             : "FAKE_LARGE=compact",
+                                     NULL},
+        .framing = cl % 2 ? TT_FRAMING_CONTENT_LENGTH : TT_FRAMING_NDJSON};
+    start_fake(h, cl % 2 ? "large-content-length" : "large", &cfg);
+    h->stop_when_answered = !damaged;
+    h->expected = damaged ? 1 : 2;
+    create(h, 0, 0);
+    if (!damaged)
+      create(h, 1, 0);
+    run_loop(h);
+    if (damaged) {
+      assert_int_equal(h->nreplies, 1);
+      assert_int_equal(h->kinds[0], TT_REPLY_FAILED);
+      assert_contains(h->messages[0], "wrote non-protocol output on stdout");
+      assert_contains(h->messages[0],
+                      ": '{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"items\":"
+                      "[\"xxxx");
+    } else {
+      assert_int_equal(h->nreplies, 2);
+      assert_int_equal(h->kinds[0], TT_REPLY_RESULT);
+      assert_true(strncmp(h->results[0], "{\"items\":[\"xxxxxxxx", 19) == 0);
+      assert_int_equal(h->result_lens[0],
+                       COMPACT_ITEMS * (COMPACT_ITEM + 3) + 9 + 12);
+      assert_string_equal(h->result_tails[0],
+                          "xxxxxxxxxxxxxxxxxx\"],\"n\":[1,2]}");
+      assert_int_equal(h->kinds[1], TT_REPLY_RESULT);
+      assert_string_equal(h->results[1], "{\"outputProperties\":{\"id\":3}}");
+    }
+    harness_free(h);
+  }
+}
+
 static void test_oversized_message(void **state) {
   struct harness *h = harness_new();
   tt_provider_config cfg = {.max_message = 1024};
@@ -1116,6 +1179,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_invalid_jsonrpc),
       cmocka_unit_test(test_answer_spellings),
       cmocka_unit_test(test_large_answers),
+      cmocka_unit_test(test_large_compact_answers),
       cmocka_unit_test(test_oversized_message),
       cmocka_unit_test(test_request_timeout),
       cmocka_unit_test(test_start_timeout),

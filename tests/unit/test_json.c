@@ -1502,16 +1502,56 @@ static char *block_of(const char *s, size_t len, size_t pad) {
   return b;
 }
 
+/* Cut points for streamed parses: their own sequence, so that the fuzz
+ * loops draw the same inputs with or without them. */
+static uint64_t cut_rng = 0xD1B54A32D192ED03ull;
+static uint32_t cut_next(void) {
+  cut_rng ^= cut_rng << 13;
+  cut_rng ^= cut_rng >> 7;
+  cut_rng ^= cut_rng << 17;
+  return (uint32_t)(cut_rng >> 16);
+}
+
+/* Parses in (len bytes) as a stream (tt_json_stream): fed a few growing
+ * prefixes, each from a new copy that is freed after (the text moves, as
+ * a frame reader's buffer does), then finished in a block with pad bytes
+ * before the text, as tt_json_parse_member_in_place would be called. A
+ * checkpoint at every value or at the default distance, in turn. */
+static tether_json *stream_in_place(const char *in, size_t len, size_t pad,
+                                    size_t member_at, bool *member,
+                                    tether_json_error *err) {
+  tt_json_stream_set_stride(cut_next() % 2);
+  tt_json_stream *st = tt_json_stream_new();
+  size_t upto = 0, parts = cut_next() % 5;
+  for (size_t k = 0; k < parts && len > 0; k++) {
+    upto += 1 + cut_next() % len;
+    if (upto > len)
+      upto = len;
+    char *copy = malloc(upto + 1);
+    memcpy(copy, in, upto);
+    copy[upto] = '\0';
+    tt_json_stream_feed(st, copy, upto);
+    free(copy);
+  }
+  tether_json *v = tt_json_stream_finish(st, block_of(in, len, pad), pad, len,
+                                         member_at, member, err);
+  tt_json_stream_set_stride(0);
+  return v;
+}
+
 /* Whether parsing s in place, at the front of its block and further in,
  * gives what parsing it from a copy gives: an equal value with the same
  * compacted text and serialization, or the same error at the same byte. */
 static void expect_in_place_agrees(const char *s, size_t len) {
-  for (size_t pad = 0; pad <= 5; pad += 5) {
+  for (size_t k = 0; k < 4; k++) {
+    /* In place, and as a stream, each at the front and further in. */
+    size_t pad = k % 2 ? 5 : 0;
     tether_json_error want, got;
     memset(&got, 0x5A, sizeof got);
     tether_json *a = tether_json_parse(s, len, &want);
     tether_json *b =
-        tt_json_parse_in_place(block_of(s, len, pad), pad, len, &got);
+        k < 2 ? tt_json_parse_in_place(block_of(s, len, pad), pad, len, &got)
+              : stream_in_place(s, len, pad, 0, NULL, &got);
     if (!a) {
       if (b)
         fail_msg("accepted in place, rejected from a copy: %.*s", (int)len, s);
@@ -1711,6 +1751,130 @@ static void test_in_place_member(void **state) {
   tether_json_unref(expect);
   tether_buf_free(&b);
   tether_buf_free(&msg);
+}
+
+/* A state_read answer as tether-local writes it: compact, with the
+ * escapes tether_json_dump writes, UTF-8 as is; dup repeats one key. */
+static void answer_text(tether_buf *b, int n, bool dup) {
+  tether_buf_init(b);
+  tether_buf_append_str(b, "{\"jsonrpc\":\"2.0\",\"id\":12,\"result\":{"
+                           "\"state\":{\"_type\":\"nixopsState\","
+                           "\"resources\":{");
+  for (int i = 0; i < n; i++)
+    tether_buf_printf(b,
+                      "%s\"r%06d\":{\"type\":\"file\",\"inputProperties\":"
+                      "{\"name\":\"/srv/\\\"q\\\"\\n%d\",\"mode\":\"0644\","
+                      "\"n\":%d.5e-3,\"ok\":true,\"u\":\"\xC3\xA9\\u0001\"},"
+                      "\"dependsOn\":[],\"status\":null}",
+                      i ? "," : "", dup && i == n - 1 ? 7 : i, i, -i);
+  tether_buf_append_str(b, "},\"deployments\":{}},\"index\":99}}");
+}
+
+/* Streams text in parts of up to max_part bytes, each from a new copy;
+ * returns the stream with all but the last `keep` bytes fed. */
+static tt_json_stream *stream_parts(const char *text, size_t len,
+                                    size_t max_part, size_t keep) {
+  tt_json_stream *st = tt_json_stream_new();
+  for (size_t upto = 0; upto < len - keep;) {
+    upto += 1 + cut_next() % max_part;
+    if (upto > len - keep)
+      upto = len - keep;
+    char *copy = malloc(upto + 1);
+    memcpy(copy, text, upto);
+    copy[upto] = '\0';
+    tt_json_stream_feed(st, copy, upto);
+    free(copy);
+  }
+  return st;
+}
+
+/* A large answer validated while it arrives: almost all of it is walked
+ * before the last part is in, and the finish gives the result member
+ * parsing the whole gives. A text that is not compact, or is damaged,
+ * stops the stream where that shows, and the finish parses it whole:
+ * the same value, or the same error at the same byte. */
+static void test_stream(void **state) {
+  (void)state;
+  const char *mark = "\"result\":";
+  for (int dup = 0; dup < 2; dup++) {
+    tether_buf b;
+    answer_text(&b, 3000, dup);
+    size_t at = (size_t)(strstr(b.data, mark) - b.data) + strlen(mark);
+    tether_json *whole = parse_n(b.data, b.len);
+    tether_json *want = tether_json_ref(tether_json_object_get(whole, "result"));
+    tt_json_stream *st = stream_parts(b.data, b.len, 64 * 1024, 10);
+    /* The last checkpoint lies less than its distance, plus a value,
+     * before the end of what has come. */
+    assert_true(tt_json_stream_done(st) + 20 * 1024 > b.len);
+    bool member;
+    tether_json_error err;
+    tether_json *v = tt_json_stream_finish(st, block_of(b.data, b.len, 3), 3,
+                                           b.len, at, &member, &err);
+    assert_non_null(v);
+    assert_true(member);
+    char *dv = dump(v), *dw = dump(want);
+    assert_string_equal(dv, dw);
+    assert_true(tether_json_equal(v, want));
+    free(dv);
+    free(dw);
+    tether_json_unref(v);
+    tether_json_unref(want);
+    tether_json_unref(whole);
+    tether_buf_free(&b);
+  }
+
+  /* Whitespace, a string the compacted text writes otherwise, damage:
+   * each stops the stream once the part with it is in. */
+  static const char *const spoil[] = {" ", "\"\\u0041\":1,", "\"\\/\":1,",
+                                      "\"x\":01,", "\"\x01\":1,"};
+  for (size_t k = 0; k < sizeof spoil / sizeof *spoil; k++) {
+    tether_buf b, m;
+    answer_text(&b, 2000, false);
+    size_t cut = b.len / 3;
+    while (b.data[cut] != '{' || b.data[cut - 1] != ':')
+      cut++;
+    tether_buf_init(&m);
+    tether_buf_append(&m, b.data, cut + 1);
+    tether_buf_append_str(&m, spoil[k]);
+    tether_buf_append(&m, b.data + cut + 1, b.len - cut - 1);
+    size_t at = (size_t)(strstr(m.data, mark) - m.data) + strlen(mark);
+    tt_json_stream *st = stream_parts(m.data, m.len, 16 * 1024, 0);
+    assert_int_equal(tt_json_stream_done(st), 0);
+    tether_json_error want, got;
+    tether_json *whole = tether_json_parse(m.data, m.len, &want);
+    bool member;
+    tether_json *v = tt_json_stream_finish(st, block_of(m.data, m.len, 0), 0,
+                                           m.len, at, &member, &got);
+    if (!whole) {
+      assert_null(v);
+      assert_int_equal(got.offset, want.offset);
+      assert_string_equal(got.message, want.message);
+    } else {
+      assert_true(member);
+      assert_true(
+          tether_json_equal(v, tether_json_object_get(whole, "result")));
+      tether_json_unref(v);
+      tether_json_unref(whole);
+    }
+    tether_buf_free(&b);
+    tether_buf_free(&m);
+  }
+
+  /* A stream that is never fed, or finished without one. */
+  tether_buf b;
+  answer_text(&b, 10, false);
+  bool member;
+  tether_json *v = tt_json_stream_finish(tt_json_stream_new(),
+                                         block_of(b.data, b.len, 0), 0, b.len,
+                                         0, NULL, NULL);
+  assert_non_null(v);
+  tether_json_unref(v);
+  v = tt_json_stream_finish(NULL, block_of(b.data, b.len, 0), 0, b.len, 0,
+                            &member, NULL);
+  assert_non_null(v);
+  assert_false(member);
+  tether_json_unref(v);
+  tether_buf_free(&b);
 }
 
 /* What tt_json_write writes to a temporary file. */
@@ -2165,20 +2329,27 @@ static uint32_t fuzz_next(void) {
 /* Parsing in place says what parsing a copy said (v, err) of in. */
 static void fuzz_in_place(const char *in, size_t len, const tether_json *v,
                           const tether_json_error *err) {
-  tether_json_error got;
-  tether_json *w = tt_json_parse_in_place(block_of(in, len, 1), 1, len, &got);
-  if (!v) {
-    if (w)
-      fail_msg("accepted in place, rejected from a copy: %.*s", (int)len, in);
-    assert_int_equal(got.offset, err->offset);
-    assert_string_equal(got.message, err->message);
-    return;
+  /* Before the comparisons below look into v. */
+  size_t size = v ? tt_json_raw_text_size(v) : 0;
+  for (int streamed = 0; streamed < 2; streamed++) {
+    tether_json_error got;
+    tether_json *w =
+        streamed ? stream_in_place(in, len, 1, 0, NULL, &got)
+                 : tt_json_parse_in_place(block_of(in, len, 1), 1, len, &got);
+    const char *how = streamed ? "as a stream" : "in place";
+    if (!v) {
+      if (w)
+        fail_msg("accepted %s, rejected from a copy: %.*s", how, (int)len, in);
+      assert_int_equal(got.offset, err->offset);
+      assert_string_equal(got.message, err->message);
+      continue;
+    }
+    if (!w)
+      fail_msg("rejected %s (%s): %.*s", how, got.message, (int)len, in);
+    assert_int_equal(tt_json_raw_text_size(w), size);
+    assert_true(tether_json_equal(v, w));
+    tether_json_unref(w);
   }
-  if (!w)
-    fail_msg("rejected in place (%s): %.*s", got.message, (int)len, in);
-  assert_int_equal(tt_json_raw_text_size(w), tt_json_raw_text_size(v));
-  assert_true(tether_json_equal(v, w));
-  tether_json_unref(w);
 }
 
 static void fuzz_one(const char *in, size_t len, size_t *accepted) {
@@ -2354,6 +2525,7 @@ int main(void) {
       cmocka_unit_test(test_in_place_compacts),
       cmocka_unit_test(test_in_place_ownership),
       cmocka_unit_test(test_in_place_member),
+      cmocka_unit_test(test_stream),
       cmocka_unit_test(test_write_to_file),
       cmocka_unit_test(test_round_trip),
       cmocka_unit_test(test_deep_values_built_through_the_api),
