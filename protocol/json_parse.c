@@ -98,7 +98,8 @@
  * since the compacted text writes every string one way. */
 typedef struct key_span {
   const char *p;
-  size_t len;
+  uint32_t len;
+  uint32_t hash; /* tt_json_hash of the key, where keys_repeat says */
 } key_span;
 
 typedef struct walker {
@@ -709,8 +710,17 @@ static bool same_hash_run_repeats(const key_span *keys, const uint64_t *e,
  * equal neighbours compared: for the tens of thousands of keys of a
  * state's resources, radix passes over a compact array beat probing a
  * hash table of that size at random. */
-static bool keys_repeat(const key_span *keys, size_t n) {
-  if (n <= 32) {
+/* Keys of one object from this one on have their hash in the log when a
+ * stream walked them (see keys_repeat). */
+#define KEYS_DIRECT 32
+
+/* Whether two of the n keys are the same. From KEYS_DIRECT on, keys
+ * numbered hashed or more have their hash already: a stream computes
+ * those of a large object as it logs them, while the key is in the
+ * cache, instead of reading tens of thousands of keys spread over
+ * megabytes again here, where the parse is waited for. */
+static bool keys_repeat(const key_span *keys, size_t n, size_t hashed) {
+  if (n <= KEYS_DIRECT) {
     /* A few keys are compared with each other directly. */
     for (size_t a = 0; a < n; a++)
       for (size_t b = a + 1; b < n; b++)
@@ -722,7 +732,10 @@ static bool keys_repeat(const key_span *keys, size_t n) {
   uint64_t *e = tt_malloc(n * sizeof *e);
   uint64_t *tmp = tt_malloc(n * sizeof *tmp);
   for (size_t k = 0; k < n; k++)
-    e[k] = (uint64_t)tt_json_hash(keys[k].p, keys[k].len) << 32 | k;
+    e[k] = (uint64_t)(k >= hashed ? keys[k].hash
+                                  : tt_json_hash(keys[k].p, keys[k].len))
+               << 32 |
+           k;
   /* Least significant digit first, three digits of 11 bits: the 32
    * bits of the hash. */
   for (unsigned shift = 32; shift < 64; shift += 11) {
@@ -756,10 +769,10 @@ static bool repeats_key(const tt_json_text *t, uint32_t tok) {
   key_span *keys = tt_malloc((n ? n : 1) * sizeof *keys);
   for (uint32_t k = 0, j = tok + 1; k < n; k++) {
     keys[k] = (key_span){t->text + toks[j].start + 1,
-                         toks[j].end - toks[j].start - 2};
+                         toks[j].end - toks[j].start - 2, 0};
     j = toks[j + 1].next;
   }
-  bool found = keys_repeat(keys, n);
+  bool found = keys_repeat(keys, n, n);
   free(keys);
   return found;
 }
@@ -1061,10 +1074,12 @@ key:
         w->keys = tt_realloc(w->keys, w->keys_cap * sizeof *w->keys);
       }
       size_t klen = pos - w->shift - 1 - (kstart - shift);
-      w->keys[w->nkeys++] = (key_span){
-          !partial && (escaped || w->in_place) ? w->dst + (kstart - shift)
-                                               : s + kstart,
-          klen};
+      key_span *k = &w->keys[w->nkeys++];
+      k->p = !partial && (escaped || w->in_place) ? w->dst + (kstart - shift)
+                                                  : s + kstart;
+      k->len = (uint32_t)klen;
+      if (partial && st[depth - 1].count >= KEYS_DIRECT)
+        k->hash = tt_json_hash(k->p, klen);
     }
     frame *f = &st[depth - 1];
     /* Two spellings of one key ("a" and "\u0061") hash apart. */
@@ -1137,7 +1152,8 @@ close: {
     if (f->suspect) {
       if (w->in_place)
         flush_to(w, pos);
-      w->dups = keys_repeat(w->keys + f->first_key, w->nkeys - f->first_key);
+      w->dups = keys_repeat(w->keys + f->first_key, w->nkeys - f->first_key,
+                            partial ? KEYS_DIRECT : SIZE_MAX);
     }
     w->nkeys = f->first_key;
   }
