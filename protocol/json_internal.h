@@ -298,22 +298,40 @@ void tt_json_raw_release(const tether_json *v, tt_json_text *t);
  * (__builtin_prefetch): they are in the other CPU's caches, and a reader
  * that fetches them line by line stalls on each. Only for a value no
  * other thread is materializing. */
-static inline void tt_json_raw_extent(const tether_json *v, const char **from,
-                                      size_t *len) {
-  tt_json_text *t = NULL;
-  if (v->kind == TETHER_JSON_ARRAY)
-    t = atomic_load_explicit(&((tt_json_array *)(uintptr_t)v)->raw,
-                             memory_order_acquire);
-  else if (v->kind == TETHER_JSON_OBJECT)
-    t = atomic_load_explicit(&((tt_json_object *)(uintptr_t)v)->raw,
-                             memory_order_acquire);
+static inline void tt_json_text_extent(const tt_json_text *t,
+                                       const char **from, size_t *len) {
   *from = (const char *)t;
-  *len = 0;
-  if (!t || t == TT_RAW_BUSY)
-    return;
   const char *end = t->text + t->len;
   *len = end > *from && end - *from <= 4096 ? (size_t)(end - *from)
                                              : sizeof *t;
+}
+
+/* The text of raw container v and its token there, without claiming it:
+ * NULL when v is not raw. Only for a value no other thread can reach
+ * (one this thread has just parsed) or is materializing. */
+static inline tt_json_text *tt_json_raw_text(const tether_json *v,
+                                             uint32_t *tok) {
+  tt_json_text *t = NULL;
+  if (v->kind == TETHER_JSON_ARRAY) {
+    t = atomic_load_explicit(&((tt_json_array *)(uintptr_t)v)->raw,
+                             memory_order_acquire);
+    *tok = ((const tt_json_array *)v)->tok;
+  } else if (v->kind == TETHER_JSON_OBJECT) {
+    t = atomic_load_explicit(&((tt_json_object *)(uintptr_t)v)->raw,
+                             memory_order_acquire);
+    *tok = ((const tt_json_object *)v)->tok;
+  }
+  return t == TT_RAW_BUSY ? NULL : t;
+}
+
+static inline void tt_json_raw_extent(const tether_json *v, const char **from,
+                                      size_t *len) {
+  uint32_t tok;
+  const tt_json_text *t = tt_json_raw_text(v, &tok);
+  *from = (const char *)t;
+  *len = 0;
+  if (t)
+    tt_json_text_extent(t, from, len);
 }
 
 /* Where token tok's value lies in t (token 0 is all of it). */
@@ -539,6 +557,14 @@ void tt_json_stream_free(tt_json_stream *st);
 size_t tt_json_stream_done(const tt_json_stream *st);
 void tt_json_stream_set_stride(size_t bytes);
 
+/* ---- json_patch.c ---- */
+
+/* tether_json_patch for the raw patch at token tok of t, a text with its
+ * tokens that the caller keeps alive, without a node for the patch: a
+ * state replay applies a hundred thousand patches it parsed itself. */
+bool tt_json_patch_text(tether_json **doc, tt_json_text *t, uint32_t tok,
+                        tether_json_error *err);
+
 /* ---- json_patch.c: fetching ahead ---- */
 
 /* What applying a patch will read of the document it is applied to, found
@@ -562,9 +588,26 @@ typedef struct tt_patch_ahead {
   int step;                 /* the next step, 0 when done */
 } tt_patch_ahead;
 
+/* The object the last step or beginning looked up, kept for the next
+ * ones until the caller clears it (doc NULL), as it must whenever the
+ * document may have changed: after each patch it applies. The steps for
+ * several patches ahead then look up the large object once. */
+typedef struct tt_patch_ahead_memo {
+  const tether_json *doc;
+  const char *path;
+  uint32_t prefix;
+  const tt_json_object *obj;
+} tt_patch_ahead_memo;
+
+/* memo may be NULL in these. */
 void tt_patch_ahead_begin(tt_patch_ahead *h, const tether_json *doc,
-                          const tether_json *patch);
-void tt_patch_ahead_step(tt_patch_ahead *h, const tether_json *doc);
+                          const tether_json *patch, tt_patch_ahead_memo *memo);
+/* The same for the raw patch at token tok of t (with its tokens). */
+void tt_patch_ahead_begin_text(tt_patch_ahead *h, const tether_json *doc,
+                               const tt_json_text *t, uint32_t tok,
+                               tt_patch_ahead_memo *memo);
+void tt_patch_ahead_step(tt_patch_ahead *h, const tether_json *doc,
+                         tt_patch_ahead_memo *memo);
 
 /* ---- json_pointer.c ---- */
 

@@ -953,6 +953,13 @@ static bool apply_op(patcher *p, const op_parts *op) {
   return false;
 }
 
+/* Applies patch (an array) or, with t set, the raw patch at token tok of
+ * t; own_t: the call holds a reference to t, dropped at the end. Without
+ * patch, a patch node on t is made only when an operation needs one. */
+static bool run_patch(tether_json **doc, const tether_json *patch,
+                      tt_json_text *t, uint32_t tok, bool own_t,
+                      tether_json_error *err);
+
 bool tether_json_patch(tether_json **doc, const tether_json *patch,
                        tether_json_error *err) {
   tether_json_error local_err;
@@ -968,6 +975,50 @@ bool tether_json_patch(tether_json **doc, const tether_json *patch,
                             : "nothing");
     return false;
   }
+  /* A raw patch is read from its tokens, with a reference to its text:
+   * an operation the fast path declines materializes the patch, which
+   * then lets go of the text. */
+  uint32_t tok = 0;
+  tt_json_text *t = tt_json_raw_claim(patch, &tok, true);
+  if (t) {
+    /* A large patch waits for its index; the claim makes this thread the
+     * one to build it (json_internal.h). */
+    if (t->unindexed)
+      tt_json_text_index(t);
+    if (t->toks)
+      tt_json_text_ref(t);
+    tt_json_raw_release(patch, t);
+    if (!t->toks)
+      t = NULL;
+  }
+  return run_patch(doc, patch, t, tok, t != NULL, err);
+}
+
+bool tt_json_patch_text(tether_json **doc, tt_json_text *t, uint32_t tok,
+                        tether_json_error *err) {
+  tether_json_error local_err;
+  if (!err)
+    err = &local_err;
+  err->offset = 0;
+  err->op = -1;
+  err->message[0] = '\0';
+  if (!t->toks || t->text[t->toks[tok].start] != '[') {
+    /* Not what a replay hands over: the general way says what is wrong. */
+    tt_json_text_ref(t);
+    tether_json *patch = tt_json_new_raw(
+        t->text[t->toks ? t->toks[tok].start : 0] == '{' ? TETHER_JSON_OBJECT
+                                                          : TETHER_JSON_ARRAY,
+        t, tok);
+    bool ok = tether_json_patch(doc, patch, err);
+    tether_json_unref(patch);
+    return ok;
+  }
+  return run_patch(doc, NULL, t, tok, false, err);
+}
+
+static bool run_patch(tether_json **doc, const tether_json *patch,
+                      tt_json_text *t, uint32_t tok, bool own_t,
+                      tether_json_error *err) {
   /* Set field by field: zeroing the whole patcher, its small buffers
    * included, would cost more than many a patch. */
   patcher p;
@@ -988,22 +1039,7 @@ bool tether_json_patch(tether_json **doc, const tether_json *patch,
   tt_sbuf_init(&p.from_buf);
   tether_buf_init(&p.edit);
   tether_buf_init(&p.edit_key);
-  /* A raw patch is read from its tokens, with a reference to its text:
-   * an operation the fast path declines materializes the patch, which
-   * then lets go of the text. */
-  uint32_t tok = 0;
-  tt_json_text *t = tt_json_raw_claim(patch, &tok, true);
-  if (t) {
-    /* A large patch waits for its index; the claim makes this thread the
-     * one to build it (json_internal.h). */
-    if (t->unindexed)
-      tt_json_text_index(t);
-    if (t->toks)
-      tt_json_text_ref(t);
-    tt_json_raw_release(patch, t);
-    if (!t->toks)
-      t = NULL;
-  }
+  tether_json *made = NULL; /* the patch node made for read_op */
   uint32_t j = tok + 1;
   bool ok = true;
   size_t n = t ? t->toks[tok].count : tether_json_array_size(patch);
@@ -1013,6 +1049,10 @@ bool tether_json_patch(tether_json **doc, const tether_json *patch,
     if (t) {
       got = read_op_raw(&p, t, j, &op);
       j = t->toks[j].next;
+    }
+    if (!got && !patch) {
+      tt_json_text_ref(t);
+      patch = made = tt_json_new_raw(TETHER_JSON_ARRAY, t, tok);
     }
     if (!got)
       ok = read_op(tether_json_array_get(patch, i), (long)i, &op, err);
@@ -1032,8 +1072,9 @@ bool tether_json_patch(tether_json **doc, const tether_json *patch,
   }
   if (p.log != p.small)
     free(p.log);
-  if (t)
+  if (own_t)
     tt_json_text_unref(t);
+  tether_json_unref(made);
   tt_sbuf_free(&p.scratch);
   tt_sbuf_free(&p.last);
   tt_sbuf_free(&p.path_buf);
@@ -1096,16 +1137,38 @@ static const tt_json_object *ahead_object(const tether_json *doc,
 }
 
 void tt_patch_ahead_begin(tt_patch_ahead *h, const tether_json *doc,
-                          const tether_json *patch) {
+                          const tether_json *patch, tt_patch_ahead_memo *memo) {
   h->step = 0;
   if (!patch || patch->kind != TETHER_JSON_ARRAY)
     return;
-  /* The first operation's "path", from the patch's tokens. */
   tt_json_text *t = atomic_load_explicit(
       &((tt_json_array *)(uintptr_t)patch)->raw, memory_order_acquire);
-  if (!t || t == TT_RAW_BUSY || !t->toks)
+  if (t && t != TT_RAW_BUSY)
+    tt_patch_ahead_begin_text(h, doc, t, ((const tt_json_array *)patch)->tok,
+                              memo);
+}
+
+/* The object with an index the path path[0..len) leads to, at its first
+ * prefix bytes: from the memo when it has it. */
+static const tt_json_object *ahead_found(const tether_json *doc,
+                                         const char *path, uint32_t prefix,
+                                         tt_patch_ahead_memo *memo) {
+  if (memo && memo->doc == doc && memo->prefix == prefix &&
+      memcmp(memo->path, path, prefix) == 0)
+    return memo->obj;
+  const tt_json_object *o = ahead_object(doc, path, prefix);
+  if (memo)
+    *memo = (tt_patch_ahead_memo){doc, path, prefix, o};
+  return o;
+}
+
+void tt_patch_ahead_begin_text(tt_patch_ahead *h, const tether_json *doc,
+                               const tt_json_text *t, uint32_t tok,
+                               tt_patch_ahead_memo *memo) {
+  h->step = 0;
+  if (!t->toks || t->text[t->toks[tok].start] != '[')
     return;
-  uint32_t tok = ((const tt_json_array *)patch)->tok;
+  /* The first operation's "path", from the patch's tokens. */
   const tt_tok *toks = t->toks;
   if (toks[tok].count == 0 || t->text[toks[tok + 1].start] != '{')
     return;
@@ -1122,6 +1185,24 @@ void tt_patch_ahead_begin(tt_patch_ahead *h, const tether_json *doc,
   if (len == 0 || path[0] != '/' || memchr(path, '~', len) ||
       memchr(path, '\\', len))
     return; /* escapes: not worth reading here */
+  /* The object the last patch's path led to, where this one goes on. */
+  if (memo && memo->doc == doc && memo->obj && memo->obj->nslots &&
+      memo->prefix < len &&
+      path[memo->prefix] == '/' &&
+      memcmp(memo->path, path, memo->prefix) == 0) {
+    const char *seg = path + memo->prefix + 1;
+    const char *end = memchr(seg, '/', len - memo->prefix - 1);
+    size_t seglen = end ? (size_t)(end - seg) : len - memo->prefix - 1;
+    const tt_json_object *o = memo->obj;
+    h->path = path;
+    h->prefix = memo->prefix;
+    h->hash = tt_json_hash(seg, seglen);
+    h->slot = 0;
+    h->value = NULL;
+    h->step = 1;
+    __builtin_prefetch(&o->slots[h->hash & (o->nslots - 1)]);
+    return;
+  }
   /* Down through small objects (no index: their members are few and
    * read often) to the first large one, where the key is looked up. */
   const tt_json_object *o = plain_object(doc);
@@ -1130,6 +1211,8 @@ void tt_patch_ahead_begin(tt_patch_ahead *h, const tether_json *doc,
     while (pos < len && path[pos] != '/')
       pos++;
     if (o->nslots) {
+      if (memo)
+        *memo = (tt_patch_ahead_memo){doc, path, (uint32_t)(seg - 1), o};
       h->path = path;
       h->prefix = (uint32_t)(seg - 1);
       h->hash = tt_json_hash(path + seg, pos - seg);
@@ -1144,10 +1227,11 @@ void tt_patch_ahead_begin(tt_patch_ahead *h, const tether_json *doc,
   }
 }
 
-void tt_patch_ahead_step(tt_patch_ahead *h, const tether_json *doc) {
+void tt_patch_ahead_step(tt_patch_ahead *h, const tether_json *doc,
+                         tt_patch_ahead_memo *memo) {
   if (!h->step)
     return;
-  const tt_json_object *o = ahead_object(doc, h->path, h->prefix);
+  const tt_json_object *o = ahead_found(doc, h->path, h->prefix, memo);
   if (!o || !o->nslots) {
     h->step = 0;
     return;

@@ -317,13 +317,16 @@ typedef struct applier {
   tt_fail *fail;
 } applier;
 
-/* Applies the patch of the next event, found at file offset at. */
-static bool apply_patch(applier *a, const tether_json *patch, off_t at) {
+/* Applies the patch of the next event, found at file offset at: the node
+ * patch or, without it, token ptok of t. */
+static bool apply_patch(applier *a, const tether_json *patch, tt_json_text *t,
+                        uint32_t ptok, off_t at) {
   tt_log_replay *out = a->out;
   const char *err = NULL;
   char why[400];
   tether_json_error perr;
-  if (!tether_json_patch(&out->state, patch, &perr)) {
+  if (patch ? !tether_json_patch(&out->state, patch, &perr)
+            : !tt_json_patch_text(&out->state, t, ptok, &perr)) {
     snprintf(why, sizeof why,
              "event %" PRIu64 " does not apply to the state before it: %s",
              out->events, perr.message);
@@ -466,7 +469,7 @@ static bool read_events(reader *r, uint64_t max_events, applier *a,
       return false;
     }
     end->texts++;
-    bool applied = apply_patch(a, patch, at);
+    bool applied = apply_patch(a, patch, NULL, 0, at);
     tether_json_unref(ev);
     if (!applied)
       return false;
@@ -514,10 +517,14 @@ static _Thread_local uint64_t replay_parallel_events;
 
 typedef struct parsed {
   tether_json *ev;
+  /* The patch: token ptok of ev's text t, or (for an event read the
+   * general way) the node patch. */
   tether_json *patch;
+  tt_json_text *t;
+  uint32_t ptok;
   uint64_t index;
   off_t at;
-  /* What applying the patch reads of its text (tt_json_raw_extent). */
+  /* What applying the patch reads of its text (tt_json_text_extent). */
   const char *text;
   size_t text_len;
 } parsed;
@@ -601,46 +608,73 @@ static bool span_read(int fd, span_buf *b, off_t from, off_t upto) {
   return true;
 }
 
+/* Adds an event to s: its patch is the node patch or, when that is NULL,
+ * token ptok of t. */
 static void span_push(span *s, tether_json *ev, tether_json *patch,
-                      uint64_t index, off_t at) {
+                      tt_json_text *t, uint32_t ptok, uint64_t index,
+                      off_t at) {
   if (s->n == s->cap) {
     s->cap = s->cap ? s->cap * 2 : 256;
     s->item = tt_realloc(s->item, s->cap * sizeof *s->item);
   }
   parsed *e = &s->item[s->n++];
-  *e = (parsed){ev, patch, index, at, NULL, 0};
-  tt_json_raw_extent(patch, &e->text, &e->text_len);
+  *e = (parsed){ev, patch, t, ptok, index, at, NULL, 0};
+  if (patch)
+    tt_json_raw_extent(patch, &e->text, &e->text_len);
+  else
+    tt_json_text_extent(t, &e->text, &e->text_len);
+}
+
+/* Whether key token j of t is name (n bytes, without escapes). */
+static bool key_is(const tt_json_text *t, uint32_t j, const char *name,
+                   size_t n) {
+  const tt_tok *k = &t->toks[j];
+  return k->end - k->start - 2 == n &&
+         memcmp(t->text + k->start + 1, name, n) == 0;
 }
 
 /* What check_event finds in an event that is not the first, read from
- * its text without building its members: its index, and its patch as a
- * new value. NULL when the event needs the closer look of check_event,
- * which then also words what is wrong. */
-static tether_json *event_parts(const tether_json *ev, uint64_t *index) {
-  static const char *const keys[] = {"index", "meta", "patch"};
-  uint32_t tok[3];
-  tt_json_text *t = tt_json_raw_members(ev, keys, 3, tok);
-  if (!t)
-    return NULL;
+ * the tokens of its text, which ev (just parsed, on this thread) holds:
+ * its index, and where its patch is (*t, *ptok). False when the event
+ * needs the closer look of check_event, which then also words what is
+ * wrong. */
+static bool event_parts(const tether_json *ev, uint64_t *index,
+                        tt_json_text **t_out, uint32_t *ptok) {
+  uint32_t root;
+  tt_json_text *t = tt_json_raw_text(ev, &root);
+  if (!t || !t->toks || t->dups || t->text[t->toks[root].start] != '{')
+    return false;
+  /* The first of each key: the text repeats none (dups). */
+  uint32_t tok[3] = {0, 0, 0};
+  const tt_tok *tk = t->toks;
+  uint32_t j = root + 1;
+  for (uint32_t k = 0; k < tk[root].count; k++) {
+    if (!tok[0] && key_is(t, j, "index", 5))
+      tok[0] = j + 1;
+    else if (!tok[1] && key_is(t, j, "meta", 4))
+      tok[1] = j + 1;
+    else if (!tok[2] && key_is(t, j, "patch", 5))
+      tok[2] = j + 1;
+    j = tk[j + 1].next;
+  }
   bool ok = tok[0] && tok[1] && tok[2] &&
-            t->text[t->toks[tok[1]].start] == '{' &&
-            t->text[t->toks[tok[2]].start] == '[';
+            t->text[tk[tok[1]].start] == '{' &&
+            t->text[tk[tok[2]].start] == '[';
   /* An index of plain digits; any other number goes the long way. */
-  const char *d = t->text + t->toks[tok[0]].start;
-  size_t len = tok[0] ? t->toks[tok[0]].end - t->toks[tok[0]].start : 0;
+  const char *d = ok ? t->text + tk[tok[0]].start : NULL;
+  size_t len = ok ? tk[tok[0]].end - tk[tok[0]].start : 0;
   ok = ok && len > 0 && len < 20;
   uint64_t v = 0;
   for (size_t i = 0; ok && i < len; i++) {
     ok = d[i] >= '0' && d[i] <= '9';
     v = v * 10 + (uint64_t)(d[i] - '0');
   }
-  if (!ok) {
-    tt_json_text_unref(t);
-    return NULL;
-  }
+  if (!ok)
+    return false;
   *index = v;
-  /* The new node takes over the reference to the text. */
-  return tt_json_new_raw(TETHER_JSON_ARRAY, t, tok[2]);
+  *t_out = t;
+  *ptok = tok[2];
+  return true;
 }
 
 /* Parses span k into s: each line that starts in it, while each is one
@@ -685,20 +719,21 @@ static void parse_span(parallel *pl, uint64_t k, span *s, span_buf *b) {
       continue;
     }
     tether_json *ev = NULL, *patch = NULL;
+    tt_json_text *t = NULL;
+    uint32_t ptok = 0;
     uint64_t index = 0;
     if (nl && b->data[p] == '{')
       ev = tt_json_parse_walked(b->data + p, (size_t)(nl - b->data) - p, NULL);
-    if (ev && at > 0)
-      patch = event_parts(ev, &index);
-    if (ev && !patch && !check_event(ev, at == 0, &index))
+    bool parts = ev && at > 0 && event_parts(ev, &index, &t, &ptok);
+    if (ev && !parts && !check_event(ev, at == 0, &index))
       patch = tether_json_ref(tether_json_object_get(ev, "patch"));
-    if (!patch) {
+    if (!parts && !patch) {
       tether_json_unref(ev);
       s->stop = true;
       s->stop_at = at;
       return;
     }
-    span_push(s, ev, patch, index, at);
+    span_push(s, ev, patch, t, ptok, index, at);
     p = (size_t)(nl - b->data) + 1;
     s->end = from + (off_t)p;
   }
@@ -710,7 +745,6 @@ static void free_span_events(span *s) {
      * fetched ahead too. */
     if (i + TEXT_AHEAD < s->n) {
       const parsed *next = &s->item[i + TEXT_AHEAD];
-      __builtin_prefetch(next->patch, 1);
       __builtin_prefetch(next->ev, 1);
       __builtin_prefetch(next->text, 1);
     }
@@ -738,15 +772,22 @@ static bool apply_span(parallel *pl, span *s) {
     parsed *e = &s->item[i];
     if (i + TEXT_AHEAD < s->n) {
       const parsed *next = &s->item[i + TEXT_AHEAD];
-      __builtin_prefetch(next->patch);
       for (size_t k = 0; k < next->text_len; k += 64)
         __builtin_prefetch(next->text + k);
     }
+    /* The state has changed since: the memo starts empty. */
+    tt_patch_ahead_memo memo = {NULL, NULL, 0, NULL};
     for (size_t k = 1; k < STATE_AHEAD; k++)
-      tt_patch_ahead_step(&ahead[(i + k) % STATE_AHEAD], a->out->state);
-    if (i + STATE_AHEAD < s->n)
-      tt_patch_ahead_begin(&ahead[i % STATE_AHEAD], a->out->state,
-                           s->item[i + STATE_AHEAD].patch);
+      tt_patch_ahead_step(&ahead[(i + k) % STATE_AHEAD], a->out->state, &memo);
+    if (i + STATE_AHEAD < s->n) {
+      const parsed *next = &s->item[i + STATE_AHEAD];
+      if (next->patch)
+        tt_patch_ahead_begin(&ahead[i % STATE_AHEAD], a->out->state,
+                             next->patch, &memo);
+      else
+        tt_patch_ahead_begin_text(&ahead[i % STATE_AHEAD], a->out->state,
+                                  next->t, next->ptok, &memo);
+    }
     uint64_t n = a->out->events;
     /* The checks of check_parsed that need the event's position; a
      * mismatch is reported by the one-thread reading. */
@@ -755,7 +796,7 @@ static bool apply_span(parallel *pl, span *s) {
       pl->resume_at = e->at;
       return false;
     }
-    if (!apply_patch(a, e->patch, e->at)) {
+    if (!apply_patch(a, e->patch, e->t, e->ptok, e->at)) {
       pl->failed = true;
       return false;
     }

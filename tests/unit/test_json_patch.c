@@ -772,14 +772,14 @@ static void test_fetch_ahead(void **state) {
             "\"value\":1}]}");
   const tether_json *p7 = tether_json_object_get(ev, "patch");
   tt_patch_ahead h;
-  tt_patch_ahead_begin(&h, doc, p7);
+  tt_patch_ahead_begin(&h, doc, p7, NULL);
   assert_int_equal(h.step, 1);
-  tt_patch_ahead_step(&h, doc);
+  tt_patch_ahead_step(&h, doc, NULL);
   assert_int_equal(h.step, 2);
-  tt_patch_ahead_step(&h, doc);
+  tt_patch_ahead_step(&h, doc, NULL);
   assert_int_equal(h.step, 3);
   assert_ptr_equal(h.value, tether_json_pointer_get(doc, "/resources/r7", NULL));
-  tt_patch_ahead_step(&h, doc);
+  tt_patch_ahead_step(&h, doc, NULL);
   assert_int_equal(h.step, 0);
   tether_json_unref(ev);
 
@@ -813,13 +813,18 @@ static void test_fetch_ahead(void **state) {
   for (size_t k = 0; k < AHEAD; k++)
     ring[k].step = 0;
   for (size_t i = 0; i < AHEAD && i < N; i++)
-    tt_patch_ahead_begin(&ring[i], doc, tether_json_object_get(ps[i], "patch"));
+    tt_patch_ahead_begin(&ring[i], doc, tether_json_object_get(ps[i], "patch"),
+                         NULL);
   for (size_t i = 0; i < N; i++) {
+    /* As a replay does it: the steps between two patches share what
+     * they look up (the memo), and start without it after each patch. */
+    tt_patch_ahead_memo memo = {NULL, NULL, 0, NULL};
     for (size_t k = 1; k < AHEAD; k++)
-      tt_patch_ahead_step(&ring[(i + k) % AHEAD], doc);
+      tt_patch_ahead_step(&ring[(i + k) % AHEAD], doc, i % 2 ? &memo : NULL);
     if (i + AHEAD < N)
       tt_patch_ahead_begin(&ring[i % AHEAD], doc,
-                           tether_json_object_get(ps[i + AHEAD], "patch"));
+                           tether_json_object_get(ps[i + AHEAD], "patch"),
+                           i % 2 ? &memo : NULL);
     tether_json_error err;
     bool ok = tether_json_patch(&doc, tether_json_object_get(ps[i], "patch"),
                                 &err);

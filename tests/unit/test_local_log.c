@@ -527,6 +527,16 @@ static void damage_in_a_large_file_is_reported_as_by_one_thread(
   large_log(&b, at, line, LARGE_EVENTS);
   replays_alike(&b, false);
   tether_buf_free(&b);
+  /* An operation whose path is not a JSON pointer: read from the
+   * patch's tokens, it is looked at again the general way, which words
+   * the error. */
+  snprintf(line, sizeof line,
+           "{\"index\":%d,\"meta\":{\"time\":\"t\"},\"patch\":[{\"op\":"
+           "\"add\",\"path\":\"resources/x\",\"value\":1}]}\n",
+           at);
+  large_log(&b, at, line, LARGE_EVENTS);
+  replays_alike(&b, false);
+  tether_buf_free(&b);
   /* Zero bytes in the middle of the file. */
   large_log(&b, at, "", LARGE_EVENTS);
   memset(b.data + b.len / 2, 0, 40);
@@ -547,6 +557,17 @@ static void large_files_of_any_layout_replay_as_by_one_thread(void **state) {
            at);
   large_log(&b, at, line, LARGE_EVENTS);
   assert_int_equal(replays_alike(&b, true), at);
+  tether_buf_free(&b);
+  /* An event with its members in another order and one more, moving a
+   * resource, with an operation of another shape (a "test"). */
+  snprintf(line, sizeof line,
+           "{\"patch\":[{\"path\":\"/resources/moved\",\"from\":"
+           "\"/resources/r1\",\"op\":\"move\"},{\"op\":\"test\",\"path\":"
+           "\"/resources/moved/n\",\"value\":1}],\"note\":[1],\"meta\":{},"
+           "\"index\":%d}\n",
+           at);
+  large_log(&b, at, line, LARGE_EVENTS);
+  assert_int_equal(replays_alike(&b, true), LARGE_EVENTS);
   tether_buf_free(&b);
   /* Events stamped with index 0, as NixOps4's writer appends them. */
   snprintf(line, sizeof line,
