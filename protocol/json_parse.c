@@ -273,10 +273,9 @@ static void grow_tokens(walker *w) {
 }
 
 /* A new token for the value starting at input offset pos; its end,
- * count and next are filled in once known. NO_TOKEN without an index. */
+ * count and next are filled in once known. Only for a walk that builds
+ * the index (w->out is set): the walk asks only then. */
 static inline uint32_t new_token(walker *w, size_t pos) {
-  if (!w->out)
-    return NO_TOKEN;
   if (w->ntok == w->cap)
     grow_tokens(w);
   uint32_t i = w->ntok++;
@@ -286,8 +285,7 @@ static inline uint32_t new_token(walker *w, size_t pos) {
 
 /* Records the end of a scalar token: input offset pos. */
 static inline void finish_token(walker *w, uint32_t idx, size_t pos) {
-  if (idx != NO_TOKEN)
-    w->out[idx].end = (uint32_t)(pos - w->shift);
+  w->out[idx].end = (uint32_t)(pos - w->shift);
 }
 
 static void push_suspect(walker *w, uint32_t v) {
@@ -467,13 +465,13 @@ static inline uint64_t special_bytes(uint64_t x) {
 
 /* Validates the string whose opening quote is at q; returns the offset
  * past its closing quote (0 on failure, with the error set), and sets
- * *escaped when it has a backslash. Runs of plain ASCII, most of any
+ * *escaped when it has a backslash; s and len are w's input, which the
+ * walk passes from its registers. Runs of plain ASCII, most of any
  * document, are skipped sixteen or eight bytes at a time. Inlined at both
  * of its calls, so that the walk keeps its state in registers. */
 __attribute__((always_inline)) static inline size_t
-scan_string(walker *w, size_t q, bool *escaped) {
-  const char *s = w->s;
-  size_t len = w->len, i = q + 1;
+scan_string(walker *w, const char *s, size_t len, size_t q, bool *escaped) {
+  size_t i = q + 1;
   for (;;) {
 #if defined(__SSE2__)
     while (i + 16 <= len) {
@@ -990,7 +988,7 @@ value:
     escaped = false;
     jend = claim(w, follow, JSMN_STRING, pos);
     t = tokens ? new_token(w, pos) : NO_TOKEN;
-    if (!(next = scan_string(w, pos, &escaped)))
+    if (!(next = scan_string(w, s, len, pos, &escaped)))
       goto out;
     claim_end(w, jend, next - 1);
     if (partial && escaped && !canonical_literal(s, pos, next)) {
@@ -1049,7 +1047,7 @@ key:
     escaped = false;
     jend = claim(w, follow, JSMN_STRING, pos);
     t = tokens ? new_token(w, pos) : NO_TOKEN;
-    if (!(next = scan_string(w, pos, &escaped)))
+    if (!(next = scan_string(w, s, len, pos, &escaped)))
       goto out;
     size_t in_end = next - 1;
     claim_end(w, jend, in_end);
@@ -1190,9 +1188,13 @@ out:
  * own, without the tests for what it does not do: the walk runs them for
  * every token. */
 static bool walk_following(walker *w) {
+  assert(w->out);
   return walk_as(w, true, true, false);
 }
-static bool walk_indexing(walker *w) { return walk_as(w, false, true, false); }
+static bool walk_indexing(walker *w) {
+  assert(w->out);
+  return walk_as(w, false, true, false);
+}
 static bool walk_validating(walker *w) {
   return walk_as(w, false, false, false);
 }
