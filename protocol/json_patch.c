@@ -809,13 +809,42 @@ static bool raw_string(const tt_json_text *t, uint32_t j, tt_sbuf *buf) {
 static inline bool raw_key_is(const tt_json_text *t, uint32_t j,
                               const char *name, size_t n) {
   const tt_tok *k = &t->toks[j];
-  if (k->end - k->start - 2 != n)
-    return false;
-  const char *p = t->text + k->start + 1;
-  for (size_t i = 0; i < n; i++)
-    if (p[i] != name[i])
+  return k->end - k->start - 2 == n &&
+         memcmp(t->text + k->start + 1, name, n) == 0;
+}
+
+/* The operation named by the string token j of t: false for none. */
+static bool raw_op_kind(const tt_json_text *t, uint32_t j, op_kind *kind) {
+  switch (t->toks[j].end - t->toks[j].start - 2) {
+  case 3:
+    if (raw_key_is(t, j, "add", 3))
+      *kind = OP_ADD;
+    else
       return false;
-  return true;
+    return true;
+  case 4:
+    if (raw_key_is(t, j, "move", 4))
+      *kind = OP_MOVE;
+    else if (raw_key_is(t, j, "copy", 4))
+      *kind = OP_COPY;
+    else if (raw_key_is(t, j, "test", 4))
+      *kind = OP_TEST;
+    else
+      return false;
+    return true;
+  case 6:
+    if (!raw_key_is(t, j, "remove", 6))
+      return false;
+    *kind = OP_REMOVE;
+    return true;
+  case 7:
+    if (!raw_key_is(t, j, "replace", 7))
+      return false;
+    *kind = OP_REPLACE;
+    return true;
+  default:
+    return false;
+  }
 }
 
 /* Reads the operation at token jo of a raw patch without building nodes
@@ -842,17 +871,8 @@ static bool read_op_raw(patcher *p, tt_json_text *t, uint32_t jo,
   }
   if (!jop || !jpath || t->text[toks[jop].start] != '"')
     return false;
-  static const op_kind kinds[] = {OP_ADD,  OP_REMOVE, OP_REPLACE,
-                                  OP_MOVE, OP_COPY,   OP_TEST};
-  bool known = false;
-  for (size_t k = 0; k < sizeof kinds / sizeof *kinds && !known; k++) {
-    const char *name = op_name(kinds[k]);
-    if (raw_key_is(t, jop, name, strlen(name))) {
-      out->kind = kinds[k];
-      known = true;
-    }
-  }
-  if (!known || !raw_string(t, jpath, &p->path_buf) ||
+  if (!raw_op_kind(t, jop, &out->kind) ||
+      !raw_string(t, jpath, &p->path_buf) ||
       pointer_problem(p->path_buf.data))
     return false;
   out->path = p->path_buf.data;
