@@ -1866,6 +1866,34 @@ static void test_stream(void **state) {
     tether_buf_free(&m);
   }
 
+  /* A large compact message whose result is not its last member: the
+   * stream validates it all the same, and the finish gives the whole
+   * message, as parsing it in place does. */
+  {
+    tether_buf a, m;
+    answer_text(&a, 2000, -1);
+    size_t at = (size_t)(strstr(a.data, mark) - a.data) + strlen(mark);
+    tether_buf_init(&m);
+    tether_buf_append(&m, a.data, a.len - 1);
+    tether_buf_append_str(&m, ",\"note\":1}");
+    tt_json_stream *st = stream_parts(m.data, m.len, 64 * 1024, 10);
+    assert_true(tt_json_stream_done(st) + 20 * 1024 > m.len);
+    bool member;
+    tether_json *v = tt_json_stream_finish(st, block_of(m.data, m.len, 2), 2,
+                                           m.len, at, &member, NULL);
+    tether_json *want = parse_n(m.data, m.len);
+    assert_non_null(v);
+    assert_false(member);
+    char *dv = dump(v), *dw = dump(want);
+    assert_string_equal(dv, dw);
+    free(dv);
+    free(dw);
+    tether_json_unref(v);
+    tether_json_unref(want);
+    tether_buf_free(&a);
+    tether_buf_free(&m);
+  }
+
   /* A stream that is never fed, or finished without one. */
   tether_buf b;
   answer_text(&b, 10, -1);
