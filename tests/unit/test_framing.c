@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <cmocka.h>
 
@@ -571,6 +572,10 @@ static void large_message_through_space(void **state) {
           if (take && got == 0) {
             char *block = tt_frame_reader_take(&r, &at);
             assert_ptr_equal(block + at, msg);
+#if defined(MADV_HUGEPAGE)
+            /* A large message's buffer starts on a huge page. */
+            assert_int_equal((uintptr_t)block % (2u << 20), 0);
+#endif
             free(block);
           }
           got++;
