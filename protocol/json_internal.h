@@ -360,16 +360,6 @@ tether_json *tt_json_adopt(tether_json *v);
 tether_json *tt_json_unshare(tether_json *v);
 
 uint32_t tt_json_hash(const char *key, size_t len);
-/* Finds members keys[0..n) (names JSON writes without escapes) of raw
- * object v in its text, without materializing v: returns the text, with a reference for the caller,
- * and the token of each member's value in toks[i] (0 when v has no such
- * member); NULL when v is not a raw object whose text has its index and
- * repeats no key. For a caller that only looks: a state replay checks a
- * hundred thousand events this way, where building each event's members
- * would cost an allocation and its freeing. */
-tt_json_text *tt_json_raw_members(const tether_json *v,
-                                  const char *const *keys, size_t n,
-                                  uint32_t *toks);
 /* Index of the live member named key, or -1. */
 long tt_json_object_find(const tt_json_object *o, const char *key,
                          size_t len);

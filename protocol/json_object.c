@@ -344,34 +344,3 @@ bool tether_json_object_next(const tether_json *obj, size_t *iter,
   return true;
 }
 
-tt_json_text *tt_json_raw_members(const tether_json *v,
-                                  const char *const *keys, size_t n,
-                                  uint32_t *toks) {
-  if (!v || v->kind != TETHER_JSON_OBJECT)
-    return NULL;
-  uint32_t tok;
-  tt_json_text *t = tt_json_raw_claim(v, &tok, true);
-  if (!t)
-    return NULL;
-  if (!t->toks || t->dups) {
-    tt_json_raw_release(v, t);
-    return NULL;
-  }
-  for (size_t i = 0; i < n; i++)
-    toks[i] = 0;
-  const tt_tok *tk = t->toks;
-  uint32_t j = tok + 1;
-  for (uint32_t k = 0; k < tk[tok].count; k++) {
-    /* Keys are compared as the compact text writes them: each string
-     * one way, so a key is found whatever escapes its source used. */
-    const char *key = t->text + tk[j].start + 1;
-    size_t len = tk[j].end - tk[j].start - 2;
-    for (size_t i = 0; i < n; i++)
-      if (!toks[i] && strncmp(key, keys[i], len) == 0 && keys[i][len] == '\0')
-        toks[i] = j + 1;
-    j = tk[j + 1].next;
-  }
-  tt_json_text_ref(t);
-  tt_json_raw_release(v, t);
-  return t;
-}
