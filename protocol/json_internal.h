@@ -200,6 +200,15 @@ typedef struct tt_member {
   tether_json *value;
 } tt_member;
 
+/* A slot of an object's hash index: member index + 1 (0 for empty,
+ * TT_SLOT_DELETED for a removed entry) and that member's hash, so that a
+ * probe compares hashes without reading the member: a lookup of a key
+ * that is not there (every add) reads nothing but the index. */
+typedef struct tt_slot {
+  uint32_t member;
+  uint32_t hash;
+} tt_slot;
+
 typedef struct tt_json_object {
   tether_json head;
   _Atomic(tt_json_text *) raw; /* as in tt_json_array */
@@ -212,9 +221,8 @@ typedef struct tt_json_object {
   size_t keys_len;
   size_t keys_cap;
   /* Open-addressing index over members, built once an object grows past
-   * a few members: slots hold member index + 1, 0 for empty and
-   * TT_SLOT_DELETED for a removed entry. */
-  uint32_t *slots;
+   * a few members. */
+  tt_slot *slots;
   size_t nslots; /* a power of two, or 0 without an index */
   size_t deleted_slots;
   tt_block *block; /* members and keys are in this block, or NULL: in

@@ -51,20 +51,21 @@ uint32_t tt_json_hash(const char *key, size_t len) {
 
 static void index_put(tt_json_object *o, size_t i) {
   size_t mask = o->nslots - 1;
-  size_t p = o->members[i].hash & mask;
-  while (o->slots[p] != 0 && o->slots[p] != TT_SLOT_DELETED)
+  uint32_t hash = o->members[i].hash;
+  size_t p = hash & mask;
+  while (o->slots[p].member != 0 && o->slots[p].member != TT_SLOT_DELETED)
     p = (p + 1) & mask;
-  if (o->slots[p] == TT_SLOT_DELETED)
+  if (o->slots[p].member == TT_SLOT_DELETED)
     o->deleted_slots--;
-  o->slots[p] = (uint32_t)(i + 1);
+  o->slots[p] = (tt_slot){(uint32_t)(i + 1), hash};
 }
 
 static void index_drop(tt_json_object *o, size_t i) {
   size_t mask = o->nslots - 1;
   size_t p = o->members[i].hash & mask;
-  while (o->slots[p] != i + 1)
+  while (o->slots[p].member != i + 1)
     p = (p + 1) & mask;
-  o->slots[p] = TT_SLOT_DELETED;
+  o->slots[p].member = TT_SLOT_DELETED;
   o->deleted_slots++;
 }
 
@@ -112,13 +113,13 @@ long tt_json_object_find(const tt_json_object *o, const char *key,
     uint32_t hash = tt_json_hash(key, len);
     size_t mask = o->nslots - 1;
     for (size_t p = hash & mask;; p = (p + 1) & mask) {
-      uint32_t s = o->slots[p];
+      uint32_t s = o->slots[p].member;
       if (s == 0)
         return -1;
-      if (s == TT_SLOT_DELETED)
+      if (s == TT_SLOT_DELETED || o->slots[p].hash != hash)
         continue;
       const tt_member *m = &o->members[s - 1];
-      if (m->hash == hash && m->key_len == len &&
+      if (m->key_len == len &&
           memcmp(o->keys + m->key_off, key, len) == 0)
         return (long)(s - 1);
     }

@@ -1131,6 +1131,10 @@ bool tether_json_patch_check(const tether_json *patch,
 
 /* ---- Fetching ahead (json_internal.h) ---- */
 
+/* Index slots a step reads for the one that names the key's hash: those
+ * of one cache line, about, which arrive together. */
+#define AHEAD_PROBES 8
+
 /* The container v as a materialized object, or NULL: a raw one would
  * have to be scanned, which is what fetching ahead must not cost. */
 static const tt_json_object *plain_object(const tether_json *v) {
@@ -1265,18 +1269,26 @@ void tt_patch_ahead_step(tt_patch_ahead *h, const tether_json *doc,
     m = &o->members[h->slot - 1];
   }
   switch (h->step) {
-  case 1: { /* the slot has arrived: fetch the member */
-    uint32_t s = o->slots[h->hash & (o->nslots - 1)];
-    if (s == 0 || s == TT_SLOT_DELETED || s > o->used) {
+  case 1: { /* the slot has arrived: fetch the member whose hash it names */
+    size_t mask = o->nslots - 1, p = h->hash & mask;
+    uint32_t found = 0;
+    for (size_t k = 0; k < AHEAD_PROBES && !found; k++, p = (p + 1) & mask) {
+      uint32_t s = o->slots[p].member;
+      if (s == 0)
+        break;
+      if (s != TT_SLOT_DELETED && o->slots[p].hash == h->hash)
+        found = s;
+    }
+    if (!found || found > o->used) {
       h->step = 0;
       return;
     }
-    h->slot = s;
-    __builtin_prefetch(&o->members[s - 1]);
+    h->slot = found;
+    __builtin_prefetch(&o->members[found - 1]);
     h->step = 2;
     return;
   }
-  case 2: /* the member: fetch its value (found at the first probe only) */
+  case 2: /* the member: fetch its value */
     if (m->hash != h->hash || !m->value) {
       h->step = 0;
       return;
