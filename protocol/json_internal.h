@@ -607,6 +607,27 @@ void tt_patch_ahead_begin_text(tt_patch_ahead *h, const tether_json *doc,
 void tt_patch_ahead_step(tt_patch_ahead *h, const tether_json *doc,
                          tt_patch_ahead_memo *memo);
 
+/* What beginning to fetch ahead for a raw patch reads of the patch alone,
+ * without the document: its first operation's path, when that has no
+ * escapes, with where its first segments end and their hashes. The
+ * thread that parses patches makes it (tt_patch_digest_text) for the one
+ * that applies them (tt_patch_ahead_begin_digest), which then only looks
+ * the path up. The path points into the patch's text. */
+#define TT_DIGEST_SEGS 3
+typedef struct tt_patch_digest {
+  const char *path; /* NULL when there is nothing to fetch */
+  uint32_t len;
+  uint32_t nseg;                /* segments digested */
+  uint32_t end[TT_DIGEST_SEGS]; /* just past segment k: its '/' or len */
+  uint32_t hash[TT_DIGEST_SEGS];
+} tt_patch_digest;
+
+void tt_patch_digest_text(tt_patch_digest *d, const tt_json_text *t,
+                          uint32_t tok);
+void tt_patch_ahead_begin_digest(tt_patch_ahead *h, const tether_json *doc,
+                                 const tt_patch_digest *d,
+                                 tt_patch_ahead_memo *memo);
+
 /* ---- json_pointer.c ---- */
 
 /* Reads the reference token that starts at ptr[*pos] (a '/') and moves

@@ -1186,10 +1186,9 @@ static const tt_json_object *ahead_found(const tether_json *doc,
   return o;
 }
 
-void tt_patch_ahead_begin_text(tt_patch_ahead *h, const tether_json *doc,
-                               const tt_json_text *t, uint32_t tok,
-                               tt_patch_ahead_memo *memo) {
-  h->step = 0;
+void tt_patch_digest_text(tt_patch_digest *d, const tt_json_text *t,
+                          uint32_t tok) {
+  d->path = NULL;
   if (!t->toks || t->text[t->toks[tok].start] != '[')
     return;
   /* The first operation's "path", from the patch's tokens. */
@@ -1206,49 +1205,93 @@ void tt_patch_ahead_begin_text(tt_patch_ahead *h, const tether_json *doc,
     return;
   const char *path = t->text + toks[jpath].start + 1;
   size_t len = toks[jpath].end - toks[jpath].start - 2;
-  if (len == 0 || path[0] != '/' || memchr(path, '~', len) ||
-      memchr(path, '\\', len))
+  if (len == 0 || len > UINT32_MAX || path[0] != '/' ||
+      memchr(path, '~', len) || memchr(path, '\\', len))
     return; /* escapes: not worth reading here */
+  d->path = path;
+  d->len = (uint32_t)len;
+  d->nseg = 0;
+  for (size_t pos = 0; pos < len && d->nseg < TT_DIGEST_SEGS; d->nseg++) {
+    size_t seg = ++pos;
+    const char *slash = memchr(path + seg, '/', len - seg);
+    pos = slash ? (size_t)(slash - path) : len;
+    d->end[d->nseg] = (uint32_t)pos;
+    d->hash[d->nseg] = tt_json_hash(path + seg, pos - seg);
+  }
+}
+
+/* Starts h at segment k of d's path, which begins at seg and ends at
+ * *end: from the digest, or found and hashed here past what it holds. */
+static uint32_t digest_segment(const tt_patch_digest *d, uint32_t k,
+                               size_t seg, size_t *end) {
+  if (k < d->nseg) {
+    *end = d->end[k];
+    return d->hash[k];
+  }
+  const char *slash = memchr(d->path + seg, '/', d->len - seg);
+  *end = slash ? (size_t)(slash - d->path) : d->len;
+  return tt_json_hash(d->path + seg, *end - seg);
+}
+
+static void ahead_start(tt_patch_ahead *h, const tt_json_object *o,
+                        const char *path, size_t prefix, uint32_t hash) {
+  h->path = path;
+  h->prefix = (uint32_t)prefix;
+  h->hash = hash;
+  h->slot = 0;
+  h->value = NULL;
+  h->step = 1;
+  __builtin_prefetch(&o->slots[hash & (o->nslots - 1)]);
+}
+
+void tt_patch_ahead_begin_digest(tt_patch_ahead *h, const tether_json *doc,
+                                 const tt_patch_digest *d,
+                                 tt_patch_ahead_memo *memo) {
+  h->step = 0;
+  if (!d->path)
+    return;
+  const char *path = d->path;
+  size_t len = d->len, end;
   /* The object the last patch's path led to, where this one goes on. */
   if (memo && memo->doc == doc && memo->obj && memo->obj->nslots &&
-      memo->prefix < len &&
-      path[memo->prefix] == '/' &&
+      memo->prefix < len && path[memo->prefix] == '/' &&
       memcmp(memo->path, path, memo->prefix) == 0) {
-    const char *seg = path + memo->prefix + 1;
-    const char *end = memchr(seg, '/', len - memo->prefix - 1);
-    size_t seglen = end ? (size_t)(end - seg) : len - memo->prefix - 1;
-    const tt_json_object *o = memo->obj;
-    h->path = path;
-    h->prefix = memo->prefix;
-    h->hash = tt_json_hash(seg, seglen);
-    h->slot = 0;
-    h->value = NULL;
-    h->step = 1;
-    __builtin_prefetch(&o->slots[h->hash & (o->nslots - 1)]);
+    uint32_t k = 0;
+    while (k < d->nseg && d->end[k] <= memo->prefix)
+      k++;
+    /* Segment k starts right after the prefix unless the digest has
+     * fewer segments: then it is found here. */
+    if (k < d->nseg && (k ? d->end[k - 1] : 0) != memo->prefix)
+      return;
+    uint32_t hash = digest_segment(d, k, memo->prefix + 1, &end);
+    ahead_start(h, memo->obj, path, memo->prefix, hash);
     return;
   }
   /* Down through small objects (no index: their members are few and
    * read often) to the first large one, where the key is looked up. */
   const tt_json_object *o = plain_object(doc);
-  for (size_t pos = 0; o && pos < len;) {
+  uint32_t k = 0;
+  for (size_t pos = 0; o && pos < len; k++) {
     size_t seg = ++pos;
-    while (pos < len && path[pos] != '/')
-      pos++;
+    uint32_t hash = digest_segment(d, k, seg, &end);
+    pos = end;
     if (o->nslots) {
       if (memo)
         *memo = (tt_patch_ahead_memo){doc, path, (uint32_t)(seg - 1), o};
-      h->path = path;
-      h->prefix = (uint32_t)(seg - 1);
-      h->hash = tt_json_hash(path + seg, pos - seg);
-      h->slot = 0;
-      h->value = NULL;
-      h->step = 1;
-      __builtin_prefetch(&o->slots[h->hash & (o->nslots - 1)]);
+      ahead_start(h, o, path, seg - 1, hash);
       return;
     }
     long i = tt_json_object_find(o, path + seg, pos - seg);
     o = i < 0 ? NULL : plain_object(o->members[i].value);
   }
+}
+
+void tt_patch_ahead_begin_text(tt_patch_ahead *h, const tether_json *doc,
+                               const tt_json_text *t, uint32_t tok,
+                               tt_patch_ahead_memo *memo) {
+  tt_patch_digest d;
+  tt_patch_digest_text(&d, t, tok);
+  tt_patch_ahead_begin_digest(h, doc, &d, memo);
 }
 
 void tt_patch_ahead_step(tt_patch_ahead *h, const tether_json *doc,

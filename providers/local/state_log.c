@@ -527,6 +527,9 @@ typedef struct parsed {
   /* What applying the patch reads of its text (tt_json_text_extent). */
   const char *text;
   size_t text_len;
+  /* What fetching ahead reads of a raw patch, made by the thread that
+   * parsed it. */
+  tt_patch_digest digest;
 } parsed;
 
 /* A slot's span goes from free to parsing, to ready, to applied, and is
@@ -618,11 +621,18 @@ static void span_push(span *s, tether_json *ev, tether_json *patch,
     s->item = tt_realloc(s->item, s->cap * sizeof *s->item);
   }
   parsed *e = &s->item[s->n++];
-  *e = (parsed){ev, patch, t, ptok, index, at, NULL, 0};
-  if (patch)
+  e->ev = ev;
+  e->patch = patch;
+  e->t = t;
+  e->ptok = ptok;
+  e->index = index;
+  e->at = at;
+  if (patch) {
     tt_json_raw_extent(patch, &e->text, &e->text_len);
-  else
+  } else {
     tt_json_text_extent(t, &e->text, &e->text_len);
+    tt_patch_digest_text(&e->digest, t, ptok);
+  }
 }
 
 /* Whether key token j of t is name (n bytes, without escapes). */
@@ -785,8 +795,8 @@ static bool apply_span(parallel *pl, span *s) {
         tt_patch_ahead_begin(&ahead[i % STATE_AHEAD], a->out->state,
                              next->patch, &memo);
       else
-        tt_patch_ahead_begin_text(&ahead[i % STATE_AHEAD], a->out->state,
-                                  next->t, next->ptok, &memo);
+        tt_patch_ahead_begin_digest(&ahead[i % STATE_AHEAD], a->out->state,
+                                    &next->digest, &memo);
     }
     uint64_t n = a->out->events;
     /* The checks of check_parsed that need the event's position; a

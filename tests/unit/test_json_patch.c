@@ -781,6 +781,29 @@ static void test_fetch_ahead(void **state) {
   assert_ptr_equal(h.value, tether_json_pointer_get(doc, "/resources/r7", NULL));
   tt_patch_ahead_step(&h, doc, NULL);
   assert_int_equal(h.step, 0);
+  /* What the parsing thread digests of it: the path's segments, where
+   * they end and their hashes; a path with escapes is not digested. */
+  uint32_t root = 0;
+  tt_json_text *t = tt_json_raw_text(p7, &root);
+  assert_non_null(t);
+  tt_patch_digest d;
+  tt_patch_digest_text(&d, t, root);
+  assert_non_null(d.path);
+  assert_int_equal(d.len, 15);
+  assert_int_equal(d.nseg, 3);
+  assert_int_equal(d.end[0], 10);
+  assert_int_equal(d.end[1], 13);
+  assert_int_equal(d.end[2], 15);
+  assert_int_equal(d.hash[1], tt_json_hash("r7", 2));
+  tt_patch_ahead_begin_digest(&h, doc, &d, NULL);
+  assert_int_equal(h.step, 1);
+  assert_int_equal(h.hash, tt_json_hash("r7", 2));
+  tether_json_unref(ev);
+  ev = parse("{\"patch\":[{\"op\":\"remove\",\"path\":\"/resources/a~1b\"}]}");
+  t = tt_json_raw_text(tether_json_object_get(ev, "patch"), &root);
+  assert_non_null(t);
+  tt_patch_digest_text(&d, t, root);
+  assert_null(d.path);
   tether_json_unref(ev);
 
   /* A run of patches, applied with fetching four ahead and without. */
