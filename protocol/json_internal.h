@@ -371,6 +371,9 @@ uint32_t tt_json_hash(const char *key, size_t len);
 /* Index of the live member named key, or -1. */
 long tt_json_object_find(const tt_json_object *o, const char *key,
                          size_t len);
+/* The same, with tt_json_hash(key, len) already known. */
+long tt_json_object_find_hashed(const tt_json_object *o, const char *key,
+                                size_t len, uint32_t hash);
 /* Appends a member that does not exist yet; takes the reference to value. */
 void tt_json_object_append(tt_json_object *o, const char *key, size_t len,
                            tether_json *value);
@@ -624,6 +627,11 @@ typedef struct tt_patch_digest {
 
 void tt_patch_digest_text(tt_patch_digest *d, const tt_json_text *t,
                           uint32_t tok);
+/* tt_json_patch_text with the patch's digest (NULL for none), from which
+ * the first operation's path is walked without being read again. */
+bool tt_json_patch_text_digested(tether_json **doc, tt_json_text *t,
+                                 uint32_t tok, const tt_patch_digest *d,
+                                 tether_json_error *err);
 void tt_patch_ahead_begin_digest(tt_patch_ahead *h, const tether_json *doc,
                                  const tt_patch_digest *d,
                                  tt_patch_ahead_memo *memo);

@@ -109,8 +109,13 @@ static void index_reserve(tt_json_object *o) {
 
 long tt_json_object_find(const tt_json_object *o, const char *key,
                          size_t len) {
+  return tt_json_object_find_hashed(o, key, len,
+                                    o->nslots ? tt_json_hash(key, len) : 0);
+}
+
+long tt_json_object_find_hashed(const tt_json_object *o, const char *key,
+                                size_t len, uint32_t hash) {
   if (o->nslots) {
-    uint32_t hash = tt_json_hash(key, len);
     size_t mask = o->nslots - 1;
     for (size_t p = hash & mask;; p = (p + 1) & mask) {
       uint32_t s = o->slots[p].member;

@@ -116,6 +116,13 @@ typedef struct patcher {
    * holder, a further edit that does not lengthen its text is made in
    * place (a state replay sets a resource's inputs, then its status). */
   tether_json *fresh;
+  /* The digest of the operation being applied, when it covers the whole
+   * of its path (the first operation of a replayed patch): the path's
+   * segments are walked from it, and last_hash is the last token's hash
+   * when last_hashed is set (locate_parent). */
+  const tt_patch_digest *digest;
+  uint32_t last_hash;
+  bool last_hashed;
   /* For messages. */
   long op;
   op_kind kind;
@@ -275,12 +282,15 @@ static bool array_index(patcher *p, const tether_json *arr, const char *tok,
 
 /* Looks a token up in container cur: the index of the member or element,
  * or false with a message. */
-static bool find_child(patcher *p, const tether_json *cur, const char *tok,
-                       size_t toklen, size_t *index) {
+static bool find_child_hashed(patcher *p, const tether_json *cur,
+                              const char *tok, size_t toklen, bool hashed,
+                              uint32_t hash, size_t *index) {
   char q[80];
   if (tether_json_is_object(cur)) {
     const tt_json_object *o = tt_obj(cur);
-    long i = tt_json_object_find(o, tok, toklen);
+    long i = hashed && o->nslots
+                 ? tt_json_object_find_hashed(o, tok, toklen, hash)
+                 : tt_json_object_find(o, tok, toklen);
     if (i < 0) {
       tt_quote_token(q, sizeof q, tok, toklen);
       return fail(p, "no such member %s", q);
@@ -293,6 +303,17 @@ static bool find_child(patcher *p, const tether_json *cur, const char *tok,
   tt_quote_token(q, sizeof q, tok, toklen);
   return fail(p, "cannot look up %s in %s", q,
               tether_json_kind_name(tether_json_kind_of(cur)));
+}
+
+static bool find_child(patcher *p, const tether_json *cur, const char *tok,
+                       size_t toklen, size_t *index) {
+  return find_child_hashed(p, cur, tok, toklen, false, 0, index);
+}
+
+/* Looks up the last token of the target (locate_parent) in cur. */
+static bool find_last(patcher *p, const tether_json *cur, size_t *index) {
+  return find_child_hashed(p, cur, p->last.data, p->last.len, p->last_hashed,
+                           p->last_hash, index);
 }
 
 static tether_json *child_at(const tether_json *cur, size_t i) {
@@ -332,6 +353,59 @@ static void own_parent(patcher *p, place *pl) {
     pl->parent = own_child(p, pl->holder, pl->at);
 }
 
+/* Where the last token of a path (len bytes long) is found: in pl's
+ * parent, and (with a holder) the same again for a path that shares the
+ * prefix up to its last '/'. */
+static bool found_parent(patcher *p, const char *ptr, size_t prefix,
+                         const char *tok, size_t toklen, tether_json *cur,
+                         tether_json *holder, size_t at, place *pl) {
+  if (!is_container(cur)) {
+    char q[80];
+    tt_quote_token(q, sizeof q, tok, toklen);
+    return fail(p, "cannot look up %s in %s", q,
+                tether_json_kind_name(tether_json_kind_of(cur)));
+  }
+  tt_sbuf_set(&p->last, tok, toklen);
+  *pl = (place){cur, holder, at};
+  if (holder) {
+    p->found = *pl;
+    tt_sbuf_set(&p->found_prefix, ptr, prefix);
+    p->found_valid = true;
+  }
+  return true;
+}
+
+/* locate_parent for a path that is p->digest's: its segments, which have
+ * no escapes, and their hashes come from the digest. */
+static bool locate_digested(patcher *p, const char *ptr, place *pl) {
+  const tt_patch_digest *d = p->digest;
+  p->found_valid = false;
+  tether_json *cur = p->root, *holder = NULL;
+  size_t at = 0;
+  for (uint32_t k = 0; k < d->nseg; k++) {
+    size_t seg = (k ? d->end[k - 1] : 0) + 1;
+    const char *tok = ptr + seg;
+    size_t toklen = d->end[k] - seg;
+    if (k + 1 == d->nseg) {
+      p->last_hash = d->hash[k];
+      p->last_hashed = true;
+      return found_parent(p, ptr, seg - 1, tok, toklen, cur, holder, at, pl);
+    }
+    size_t i;
+    if (!find_child_hashed(p, cur, tok, toklen, true, d->hash[k], &i))
+      return false;
+    if (k + 2 < d->nseg) {
+      cur = own_child(p, cur, i);
+    } else {
+      /* The next token is the last: this child is the parent. */
+      holder = cur;
+      at = i;
+      cur = child_at(cur, i);
+    }
+  }
+  return true;
+}
+
 /* Walks to the container that holds the last token of ptr and leaves
  * that token in p->last. */
 static bool locate_parent(patcher *p, const char *ptr, place *pl) {
@@ -339,6 +413,10 @@ static bool locate_parent(patcher *p, const char *ptr, place *pl) {
     return false;
   own_root(p);
   *pl = (place){NULL, NULL, 0};
+  p->last_hashed = false;
+  /* The digest is the path's, not the "from" of a move. */
+  if (p->digest && ptr == p->path)
+    return locate_digested(p, ptr, pl);
   size_t len = strlen(ptr), pos = 0;
   const char *slash = len ? memrchr(ptr, '/', len) : NULL;
   size_t prefix = slash ? (size_t)(slash - ptr) : 0;
@@ -368,22 +446,8 @@ static bool locate_parent(patcher *p, const char *ptr, place *pl) {
     size_t toklen;
     if (!tt_pointer_next(ptr, len, &pos, &p->scratch, &tok, &toklen))
       return fail(p, "'~' must be followed by '0' or '1' in a JSON pointer");
-    if (pos == len) {
-      if (!is_container(cur)) {
-        char q[80];
-        tt_quote_token(q, sizeof q, tok, toklen);
-        return fail(p, "cannot look up %s in %s", q,
-                    tether_json_kind_name(tether_json_kind_of(cur)));
-      }
-      tt_sbuf_set(&p->last, tok, toklen);
-      *pl = (place){cur, holder, at};
-      if (holder) {
-        p->found = *pl;
-        tt_sbuf_set(&p->found_prefix, ptr, prefix);
-        p->found_valid = true;
-      }
-      return true;
-    }
+    if (pos == len)
+      return found_parent(p, ptr, prefix, tok, toklen, cur, holder, at, pl);
     size_t i;
     if (!find_child(p, cur, tok, toklen, &i))
       return false;
@@ -590,7 +654,9 @@ static bool do_add(patcher *p, const char *ptr, value_src *v) {
   size_t keylen = p->last.len;
   if (parent->kind == TETHER_JSON_OBJECT) {
     tt_json_object *o = (tt_json_object *)parent;
-    long i = tt_json_object_find(o, key, keylen);
+    long i = p->last_hashed && o->nslots
+                 ? tt_json_object_find_hashed(o, key, keylen, p->last_hash)
+                 : tt_json_object_find(o, key, keylen);
     if (i >= 0) {
       log_undo(p, UNDO_MEMBER_SET, parent, (size_t)i, o->members[i].value);
       o->members[i].value = value;
@@ -622,7 +688,7 @@ static bool do_remove(patcher *p, const char *ptr) {
   own_parent(p, &pl);
   tether_json *parent = pl.parent;
   size_t i;
-  if (!find_child(p, parent, p->last.data, p->last.len, &i))
+  if (!find_last(p, parent, &i))
     return false;
   if (parent->kind == TETHER_JSON_OBJECT) {
     tether_json *old = tt_json_object_take((tt_json_object *)parent, i, false);
@@ -651,7 +717,7 @@ static bool do_replace(patcher *p, const char *ptr, value_src *v) {
   }
   tether_json *parent = pl.parent;
   size_t i;
-  if (parent && !find_child(p, parent, p->last.data, p->last.len, &i)) {
+  if (parent && !find_last(p, parent, &i)) {
     drop_value(v);
     return false;
   }
@@ -978,7 +1044,7 @@ static bool apply_op(patcher *p, const op_parts *op) {
  * patch, a patch node on t is made only when an operation needs one. */
 static bool run_patch(tether_json **doc, const tether_json *patch,
                       tt_json_text *t, uint32_t tok, bool own_t,
-                      tether_json_error *err);
+                      const tt_patch_digest *digest, tether_json_error *err);
 
 bool tether_json_patch(tether_json **doc, const tether_json *patch,
                        tether_json_error *err) {
@@ -1011,11 +1077,17 @@ bool tether_json_patch(tether_json **doc, const tether_json *patch,
     if (!t->toks)
       t = NULL;
   }
-  return run_patch(doc, patch, t, tok, t != NULL, err);
+  return run_patch(doc, patch, t, tok, t != NULL, NULL, err);
 }
 
 bool tt_json_patch_text(tether_json **doc, tt_json_text *t, uint32_t tok,
                         tether_json_error *err) {
+  return tt_json_patch_text_digested(doc, t, tok, NULL, err);
+}
+
+bool tt_json_patch_text_digested(tether_json **doc, tt_json_text *t,
+                                 uint32_t tok, const tt_patch_digest *d,
+                                 tether_json_error *err) {
   tether_json_error local_err;
   if (!err)
     err = &local_err;
@@ -1033,12 +1105,12 @@ bool tt_json_patch_text(tether_json **doc, tt_json_text *t, uint32_t tok,
     tether_json_unref(patch);
     return ok;
   }
-  return run_patch(doc, NULL, t, tok, false, err);
+  return run_patch(doc, NULL, t, tok, false, d && d->path ? d : NULL, err);
 }
 
 static bool run_patch(tether_json **doc, const tether_json *patch,
                       tt_json_text *t, uint32_t tok, bool own_t,
-                      tether_json_error *err) {
+                      const tt_patch_digest *digest, tether_json_error *err) {
   /* Set field by field: zeroing the whole patcher, its small buffers
    * included, would cost more than many a patch. */
   patcher p;
@@ -1050,6 +1122,8 @@ static bool run_patch(tether_json **doc, const tether_json *patch,
   p.path = p.from = NULL;
   p.found_valid = false;
   p.fresh = NULL;
+  p.digest = NULL;
+  p.last_hashed = false;
   tt_sbuf_init(&p.found_prefix);
   p.log = p.small;
   p.cap = sizeof p.small / sizeof *p.small;
@@ -1082,6 +1156,14 @@ static bool run_patch(tether_json **doc, const tether_json *patch,
     p.kind = op.kind;
     p.path = op.path;
     p.from = op.from;
+    /* The digest is of the first operation's path as the text has it,
+     * the first "path" member: the one read here when the operation was
+     * read raw, which it only is without repeated keys. */
+    p.digest = i == 0 && got && digest && p.path_buf.len == digest->len &&
+                       digest->end[digest->nseg - 1] == digest->len &&
+                       memcmp(p.path_buf.data, digest->path, digest->len) == 0
+                   ? digest
+                   : NULL;
     ok = apply_op(&p, &op);
   }
   if (ok) {

@@ -320,13 +320,15 @@ typedef struct applier {
 /* Applies the patch of the next event, found at file offset at: the node
  * patch or, without it, token ptok of t. */
 static bool apply_patch(applier *a, const tether_json *patch, tt_json_text *t,
-                        uint32_t ptok, off_t at) {
+                        uint32_t ptok, const tt_patch_digest *digest,
+                        off_t at) {
   tt_log_replay *out = a->out;
   const char *err = NULL;
   char why[400];
   tether_json_error perr;
   if (patch ? !tether_json_patch(&out->state, patch, &perr)
-            : !tt_json_patch_text(&out->state, t, ptok, &perr)) {
+            : !tt_json_patch_text_digested(&out->state, t, ptok, digest,
+                                           &perr)) {
     snprintf(why, sizeof why,
              "event %" PRIu64 " does not apply to the state before it: %s",
              out->events, perr.message);
@@ -469,7 +471,7 @@ static bool read_events(reader *r, uint64_t max_events, applier *a,
       return false;
     }
     end->texts++;
-    bool applied = apply_patch(a, patch, NULL, 0, at);
+    bool applied = apply_patch(a, patch, NULL, 0, NULL, at);
     tether_json_unref(ev);
     if (!applied)
       return false;
@@ -806,7 +808,7 @@ static bool apply_span(parallel *pl, span *s) {
       pl->resume_at = e->at;
       return false;
     }
-    if (!apply_patch(a, e->patch, e->t, e->ptok, e->at)) {
+    if (!apply_patch(a, e->patch, e->t, e->ptok, &e->digest, e->at)) {
       pl->failed = true;
       return false;
     }

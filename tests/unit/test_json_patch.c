@@ -867,6 +867,71 @@ static void test_fetch_ahead(void **state) {
   tether_json_unref(doc);
 }
 
+/* A patch applied with its digest (tt_json_patch_text_digested, as a
+ * replay applies it) does what it does without: the first operation's
+ * path is walked from the digest when the digest covers all of it, and
+ * never for a move's "from" or a path longer than the digest. Failures
+ * say the same. */
+static void test_patch_digested(void **state) {
+  (void)state;
+  static const char *const patches[] = {
+      "[{\"op\":\"add\",\"path\":\"/resources/r1\",\"value\":{\"n\":1}}]",
+      "[{\"op\":\"replace\",\"path\":\"/resources/r1/n\",\"value\":2},"
+      "{\"op\":\"add\",\"path\":\"/resources/r1/m\",\"value\":3}]",
+      "[{\"op\":\"add\",\"path\":\"/resources/r2\",\"value\":{\"a\":{}}}]",
+      "[{\"op\":\"add\",\"path\":\"/resources/r2/a/b\",\"value\":4}]",
+      "[{\"op\":\"replace\",\"path\":\"/resources/r2/a/b\",\"value\":5}]",
+      "[{\"op\":\"move\",\"from\":\"/resources/r1\",\"path\":\"/resources/r9\"}]",
+      "[{\"op\":\"copy\",\"from\":\"/resources/r9/n\",\"path\":\"/resources/r2/c\"}]",
+      "[{\"op\":\"remove\",\"path\":\"/resources/r1\"}]",
+      "[{\"op\":\"remove\",\"path\":\"/resources/r9/zz\"}]",
+      "[{\"op\":\"replace\",\"path\":\"/resources/r2/a/b/c\",\"value\":6}]",
+      "[{\"op\":\"test\",\"path\":\"/resources/r9/n\",\"value\":2}]",
+      "[{\"op\":\"remove\",\"path\":\"/resources/r9\"},"
+      "{\"op\":\"add\",\"path\":\"/resources/r9\",\"value\":0}]",
+      "[{\"op\":\"add\",\"path\":\"/x\",\"value\":[]}]",
+      "[{\"op\":\"add\",\"path\":\"/x/0\",\"value\":7}]",
+  };
+  /* Many resources, so that the object has an index and hashes count. */
+  tether_json *doc = parse("{\"resources\":{}}");
+  char key[32];
+  for (int i = 100; i < 200; i++) {
+    snprintf(key, sizeof key, "q%d", i);
+    tether_json *r = tether_json_object_get(doc, "resources");
+    tether_json *res = tether_json_object_set(tether_json_ref(r), key,
+                                              tether_json_int(i));
+    doc = tether_json_object_set(doc, "resources", res);
+  }
+  char *start = dump(doc);
+  tether_json *plain = parse(start);
+  free(start);
+  for (size_t i = 0; i < sizeof patches / sizeof *patches; i++) {
+    tether_json *pa = parse(patches[i]), *pb = parse(patches[i]);
+    uint32_t root = 0;
+    tt_json_text *t = tt_json_raw_text(pa, &root);
+    assert_non_null(t);
+    tt_patch_digest d;
+    tt_patch_digest_text(&d, t, root);
+    assert_non_null(d.path);
+    tether_json_error ea, eb;
+    bool a = tt_json_patch_text_digested(&doc, t, root, &d, &ea);
+    bool b = tether_json_patch(&plain, pb, &eb);
+    assert_int_equal(a, b);
+    if (!a)
+      assert_string_equal(ea.message, eb.message);
+    char *x = dump(doc), *y = dump(plain);
+    assert_string_equal(x, y);
+    free(x);
+    free(y);
+    tether_json_unref(pa);
+    tether_json_unref(pb);
+  }
+  assert_ptr_not_equal(tether_json_pointer_get(doc, "/resources/r2/c", NULL),
+                       NULL);
+  tether_json_unref(doc);
+  tether_json_unref(plain);
+}
+
 /* A raw object that one patch edits twice, as a state replay updates a
  * resource's inputs and then its status: the second edit may be made in
  * the text the first one made. The results, a rollback, and values that
@@ -990,6 +1055,7 @@ int main(void) {
       cmocka_unit_test(test_random_patches),
       cmocka_unit_test(test_large_state_replay),
       cmocka_unit_test(test_fetch_ahead),
+      cmocka_unit_test(test_patch_digested),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
