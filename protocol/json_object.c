@@ -28,17 +28,32 @@ uint32_t tt_json_hash(const char *key, size_t len) {
   /* A multiply-xorshift hash over 8-byte words: keys are short and
    * numerous (resource names), so speed matters more than strength. */
   uint64_t h = 0x9E3779B97F4A7C15ull ^ (len * 0xC2B2AE3D27D4EB4Full);
-  while (len >= 8) {
+  const char *end = key + len;
+  while (end - key >= 8) {
     uint64_t w;
     memcpy(&w, key, 8);
     h = (h ^ w) * 0xFF51AFD7ED558CCDull;
     h ^= h >> 32;
     key += 8;
-    len -= 8;
   }
-  if (len) {
-    uint64_t w = 0;
-    memcpy(&w, key, len);
+  /* The last bytes in whole loads that may overlap bytes already hashed
+   * (the length is in h): a byte at a time, stored and loaded again as
+   * a word, costs a stall on every key. */
+  size_t rest = (size_t)(end - key);
+  if (rest) {
+    uint64_t w;
+    if (len >= 8) {
+      memcpy(&w, end - 8, 8);
+    } else if (rest >= 4) {
+      uint32_t lo, hi;
+      memcpy(&lo, key, 4);
+      memcpy(&hi, end - 4, 4);
+      w = lo | (uint64_t)hi << 32;
+    } else {
+      w = (uint64_t)(unsigned char)key[0] |
+          (uint64_t)(unsigned char)key[rest / 2] << 8 |
+          (uint64_t)(unsigned char)key[rest - 1] << 16;
+    }
     h = (h ^ w) * 0xFF51AFD7ED558CCDull;
   }
   h ^= h >> 29;
