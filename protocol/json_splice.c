@@ -24,10 +24,12 @@
  * the key's bytes themselves. */
 static bool key_matches(const char *k, size_t klen, const char *key,
                         size_t keylen) {
+  /* Unescaping only shortens: a literal as long as the key spells it
+   * only when it has no escape, and a shorter one never does. */
+  if (klen <= keylen)
+    return klen == keylen && memcmp(k, key, keylen) == 0 &&
+           !memchr(k, '\\', klen);
   if (!memchr(k, '\\', klen))
-    return klen == keylen && memcmp(k, key, keylen) == 0;
-  /* Unescaping only shortens. */
-  if (keylen > klen)
     return false;
   char small[128];
   char *buf = klen <= sizeof small ? small : tt_malloc(klen);

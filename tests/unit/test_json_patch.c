@@ -179,6 +179,22 @@ static void test_a14_escape_ordering(void **state) {
               "{\"/\":9,\"~1\":10}", 0, NULL);
 }
 
+/* Keys written with escapes in a raw object's text, which a patch edits
+ * as text: a key matches what its escapes spell, never its bytes. */
+static void test_escaped_keys_in_text(void **state) {
+  (void)state;
+  check_patch("{\"r\":{\"a\\\\b\":1,\"q\":0}}",
+              "[{\"op\":\"replace\",\"path\":\"/r/a\\\\b\",\"value\":7}]",
+              "{\"r\":{\"a\\\\b\":7,\"q\":0}}", 0, NULL);
+  check_patch("{\"r\":{\"a\\\\b\":1,\"q\":0}}",
+              "[{\"op\":\"replace\",\"path\":\"/r/a\\\\\\\\b\",\"value\":7}]",
+              NULL, 0, "no such member");
+  check_patch("{\"r\":{\"a\\u0062\":1,\"q\":0}}",
+              "[{\"op\":\"replace\",\"path\":\"/r/ab\",\"value\":5},"
+              "{\"op\":\"remove\",\"path\":\"/r/q\"}]",
+              "{\"r\":{\"ab\":5}}", 0, NULL);
+}
+
 static void test_a15_compare_strings_and_numbers(void **state) {
   (void)state;
   check_patch("{\"/\":9,\"~1\":10}",
@@ -1041,6 +1057,7 @@ int main(void) {
       cmocka_unit_test(test_a12_add_to_nonexistent_target),
       cmocka_unit_test(test_a13_invalid_patch_document),
       cmocka_unit_test(test_a14_escape_ordering),
+      cmocka_unit_test(test_escaped_keys_in_text),
       cmocka_unit_test(test_a15_compare_strings_and_numbers),
       cmocka_unit_test(test_a16_add_array_value),
       cmocka_unit_test(test_add),
