@@ -35,6 +35,7 @@
  * reading the whole file would: the first problem in the file wins.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -49,6 +50,9 @@
 #include "util.h"
 
 #define CHUNK (1u << 20)
+/* Files up to this size are asked into the page cache before a replay:
+ * it is about to read all of them. */
+#define WILLNEED_MAX ((off_t)1 << 30)
 
 typedef struct reader {
   int fd;
@@ -940,8 +944,14 @@ bool tt_log_replay_fd(int fd, const char *path, uint64_t max_events,
   /* The state is built on this thread; it takes less room than the
    * file (about half, when most events update or remove what others
    * added), and what it does not take is only address space. */
-  if (large)
+  if (large) {
     tt_heap_expect((size_t)st.st_size);
+    /* Pages of the file the system has let go of are read now, all at
+     * once and in the background, rather than when a thread stops on
+     * each. A hint: where it is not honoured, reading is as before. */
+    if (st.st_size <= WILLNEED_MAX)
+      (void)posix_fadvise(fd, 0, st.st_size, POSIX_FADV_WILLNEED);
+  }
   if (large && replay_parallel) {
     ok = replay_parallel_prefix(fd, st.st_size, &a, &r.base);
     end.texts = out->events;
