@@ -164,6 +164,9 @@ typedef struct tt_json_text {
    * parsed in place whose text is one member's value. The allocation's
    * start is stored right after this header (tt_json_text_base). */
   bool inside;
+  /* A home text whose allocation is part of an arena (tt_json_arena),
+   * whose address is stored just before the home node. */
+  bool arena;
 } tt_json_text;
 
 /* The allocation an own_text text is in. */
@@ -258,6 +261,30 @@ void tt_json_text_unref(tt_json_text *t);
  * after the text is written). */
 tether_json *tt_json_new_home(tether_json_kind kind, size_t len, uint32_t ntok,
                               bool dups);
+/* Room for many small home texts made and let go of together: the
+ * events of one span of a state file, which a replay parses on one thread
+ * and frees once the other has applied them. A home placed in an arena
+ * costs no allocation of its own. The arena is a block (tt_block) with a
+ * part for each text in it and one for its owner, so it stays alive for
+ * as long as any of its texts does. */
+typedef struct tt_json_arena {
+  tt_block block;
+  size_t used, cap;
+  _Alignas(16) char data[];
+} tt_json_arena;
+
+tt_json_arena *tt_json_arena_new(size_t cap);
+/* For the arena's owner, once it has let go of the texts it made there:
+ * empties the arena for reuse when no text in it is still held, else
+ * gives up the owner's part and returns NULL (the arena then lives on
+ * with the texts someone holds). */
+tt_json_arena *tt_json_arena_reset(tt_json_arena *a);
+/* Gives up the owner's part. NULL is fine. */
+void tt_json_arena_free(tt_json_arena *a);
+/* tt_json_new_home, in arena a when it has room (a may be NULL). */
+tether_json *tt_json_new_home_in(tt_json_arena *a, tether_json_kind kind,
+                                 size_t len, uint32_t ntok, bool dups);
+
 /* A new text holding a copy of s[0..len), with room for ntok tokens
  * (toks NULL when ntok is 0); one reference. */
 tt_json_text *tt_json_text_new(const char *s, size_t len, uint32_t ntok,
@@ -425,6 +452,10 @@ const char *tt_json_skip_value(const char *s, const char *end);
  * with the walk, was more than a third of the work. */
 tether_json *tt_json_parse_walked(const char *text, size_t len,
                                   tether_json_error *err);
+/* The same with a small text's home (a line of a state file) placed in
+ * arena when it has room (tt_json_new_home_in). */
+tether_json *tt_json_parse_walked_in(tt_json_arena *arena, const char *text,
+                                     size_t len, tether_json_error *err);
 
 /* tether_json_parse of the len bytes at block + at, where block is a
  * malloc'd allocation of at least at + len + 1 bytes that the parse takes

@@ -1290,6 +1290,7 @@ static tt_json_text *finish_text(walker *w, bool dst_on_stack) {
     t->unindexed = !w->out;
     t->home = false;
     t->inside = false;
+    t->arena = false;
     return t;
   }
   bool toks_inline =
@@ -1327,6 +1328,7 @@ static tt_json_text *finish_text(walker *w, bool dst_on_stack) {
   t->unindexed = false;
   t->home = false;
   t->inside = false;
+  t->arena = false;
   return t;
 }
 
@@ -1361,7 +1363,7 @@ static bool is_container(const char *text, size_t len) {
 
 /* tether_json_parse, and tt_json_parse_walked when tokenize is false. */
 static tether_json *parse(const char *text, size_t len, bool tokenize,
-                          tether_json_error *err) {
+                          tt_json_arena *arena, tether_json_error *err) {
   tether_json_error local_err;
   if (!err)
     err = &local_err;
@@ -1402,7 +1404,7 @@ static tether_json *parse(const char *text, size_t len, bool tokenize,
       TT_HOME_OFFSET + sizeof *t + toks_bytes + w.dlen <
           (tokenize ? SMALL_ALLOC : WALKED_HOME_MAX)) {
     /* The usual small message: root, text and tokens in one. */
-    root = tt_json_new_home(kind, w.dlen, w.ntok, false);
+    root = tt_json_new_home_in(arena, kind, w.dlen, w.ntok, false);
     t = tt_home_text(root);
     memcpy(t->toks, w.out, toks_bytes);
     memcpy(t->text, w.dst, w.dlen);
@@ -1420,12 +1422,17 @@ static tether_json *parse(const char *text, size_t len, bool tokenize,
 
 tether_json *tether_json_parse(const char *text, size_t len,
                                tether_json_error *err) {
-  return parse(text, len, true, err);
+  return parse(text, len, true, NULL, err);
 }
 
 tether_json *tt_json_parse_walked(const char *text, size_t len,
                                   tether_json_error *err) {
-  return parse(text, len, false, err);
+  return parse(text, len, false, NULL, err);
+}
+
+tether_json *tt_json_parse_walked_in(tt_json_arena *arena, const char *text,
+                                     size_t len, tether_json_error *err) {
+  return parse(text, len, false, arena, err);
 }
 
 /* ---- Parsing in place ---- */
@@ -1551,6 +1558,7 @@ static tether_json *in_place_result(char *block, size_t at, size_t dlen,
   block[from + tlen] = '\0';
   t->text = block + from;
   t->inside = from > 0;
+  t->arena = false;
   memcpy(t + 1, &block, sizeof block);
   t->len = tlen;
   t->toks = NULL;

@@ -28,6 +28,10 @@ void tt_json_set_error(tether_json_error *err, size_t offset, long op,
   va_end(ap);
 }
 
+/* Before a home node in an arena: the arena's address, in 16 bytes so
+ * that the node keeps malloc's alignment. */
+#define ARENA_LINK 16
+
 /* ---- Reference counting ---- */
 
 tether_json *tether_json_ref(const tether_json *v) {
@@ -48,6 +52,12 @@ void tt_json_text_unref(tt_json_text *t) {
     free(t->toks);
   if (t->own_text)
     free(tt_json_text_base(t));
+  if (t->arena) {
+    tt_json_arena *a;
+    memcpy(&a, (char *)t - TT_HOME_OFFSET - ARENA_LINK, sizeof a);
+    tt_json_block_release(&a->block);
+    return;
+  }
   free(t->home ? (char *)t - TT_HOME_OFFSET : (char *)t);
 }
 
@@ -286,13 +296,11 @@ tether_json *tether_json_object(void) {
   return &o->head;
 }
 
-tether_json *tt_json_new_home(tether_json_kind kind, size_t len, uint32_t ntok,
-                              bool dups) {
+/* Lays out a home node, its text of len bytes and room for ntok tokens
+ * at mem. */
+static tether_json *init_home(char *mem, tether_json_kind kind, size_t len,
+                              uint32_t ntok, bool dups, bool arena) {
   size_t toks_size = (size_t)ntok * sizeof(tt_tok);
-  if (len > SIZE_MAX - TT_HOME_OFFSET - sizeof(tt_json_text) - toks_size - 1)
-    tt_oom();
-  char *mem = tt_malloc(TT_HOME_OFFSET + sizeof(tt_json_text) + toks_size +
-                        len + 1);
   tether_json *v = (tether_json *)(void *)mem;
   tt_json_text *t = tt_home_text(v);
   atomic_init(&t->refs, 1);
@@ -302,6 +310,7 @@ tether_json *tt_json_new_home(tether_json_kind kind, size_t len, uint32_t ntok,
   t->unindexed = false;
   t->home = true;
   t->inside = false;
+  t->arena = arena;
   t->ntok = ntok;
   t->toks = ntok ? (tt_tok *)(void *)(t + 1) : NULL;
   t->text = (char *)(t + 1) + toks_size;
@@ -320,6 +329,60 @@ tether_json *tt_json_new_home(tether_json_kind kind, size_t len, uint32_t ntok,
   v->kind = (uint8_t)kind;
   v->home = true;
   return v;
+}
+
+static size_t home_size(size_t len, uint32_t ntok) {
+  size_t toks_size = (size_t)ntok * sizeof(tt_tok);
+  if (len > SIZE_MAX - TT_HOME_OFFSET - sizeof(tt_json_text) - toks_size -
+                ARENA_LINK - 16)
+    tt_oom();
+  return TT_HOME_OFFSET + sizeof(tt_json_text) + toks_size + len + 1;
+}
+
+tether_json *tt_json_new_home(tether_json_kind kind, size_t len, uint32_t ntok,
+                              bool dups) {
+  return init_home(tt_malloc(home_size(len, ntok)), kind, len, ntok, dups,
+                   false);
+}
+
+/* ---- Arenas ---- */
+
+tt_json_arena *tt_json_arena_new(size_t cap) {
+  tt_json_arena *a = tt_malloc(sizeof *a + cap);
+  atomic_init(&a->block.parts, 1);
+  a->used = 0;
+  a->cap = cap;
+  return a;
+}
+
+tt_json_arena *tt_json_arena_reset(tt_json_arena *a) {
+  if (!a)
+    return NULL;
+  if (atomic_load_explicit(&a->block.parts, memory_order_acquire) == 1) {
+    a->used = 0;
+    return a;
+  }
+  tt_json_block_release(&a->block);
+  return NULL;
+}
+
+void tt_json_arena_free(tt_json_arena *a) {
+  if (a)
+    tt_json_block_release(&a->block);
+}
+
+tether_json *tt_json_new_home_in(tt_json_arena *a, tether_json_kind kind,
+                                 size_t len, uint32_t ntok, bool dups) {
+  size_t size = home_size(len, ntok);
+  /* The arena's address, then the home node, 16-aligned as malloc's. */
+  size_t need = (ARENA_LINK + size + 15) & ~(size_t)15;
+  if (!a || a->cap - a->used < need)
+    return tt_json_new_home(kind, len, ntok, dups);
+  char *at = a->data + a->used;
+  a->used += need;
+  memcpy(at, &a, sizeof a);
+  atomic_fetch_add_explicit(&a->block.parts, 1, memory_order_relaxed);
+  return init_home(at + ARENA_LINK, kind, len, ntok, dups, true);
 }
 
 tether_json *tt_json_new_raw(tether_json_kind kind, tt_json_text *t,
@@ -446,6 +509,7 @@ tt_json_text *tt_json_text_new(const char *s, size_t len, uint32_t ntok,
   t->unindexed = false;
   t->home = false;
   t->inside = false;
+  t->arena = false;
   t->ntok = ntok;
   t->toks = ntok ? (tt_tok *)(void *)(t + 1) : NULL;
   t->text = (char *)(t + 1) + toks_size;

@@ -1938,6 +1938,57 @@ static void expect_written_as_dumped(const tether_json *v) {
   free(w);
 }
 
+/* Texts parsed into an arena (a replay's events): they read as any
+ * other; the arena is used again once all of them are let go of, and
+ * lives on, with them, while one is still held, even after its owner has
+ * given it up (AddressSanitizer and valgrind would see a text read after
+ * its memory went). A text too large for the room left is allocated on
+ * its own. */
+static void test_arena(void **state) {
+  (void)state;
+  tt_json_arena *a = tt_json_arena_new(4096);
+  const char *line = "{\"index\":1,\"patch\":[{\"op\":\"add\",\"path\":\"/a\","
+                     "\"value\":{\"b\":[1,2,\"three\"]}}]}";
+  tether_json *v[8];
+  for (int i = 0; i < 8; i++) {
+    v[i] = tt_json_parse_walked_in(a, line, strlen(line), NULL);
+    assert_non_null(v[i]);
+  }
+  /* The first ones went into the arena, the rest did not fit. */
+  uint32_t root = 0;
+  assert_true(tt_json_raw_text(v[0], &root)->arena);
+  assert_false(tt_json_raw_text(v[7], &root)->arena);
+  char *d = tether_json_dumps(v[3], NULL);
+  assert_string_equal(d, line);
+  free(d);
+  /* A member taken out keeps its text, and the arena, alive. */
+  tether_json *patch = tether_json_ref(tether_json_object_get(v[0], "patch"));
+  for (int i = 0; i < 8; i++)
+    tether_json_unref(v[i]);
+  size_t used = a->used;
+  assert_true(used > 0);
+  assert_null(tt_json_arena_reset(a)); /* held: given up, not emptied */
+  d = tether_json_dumps(patch, NULL);
+  assert_string_equal(d, "[{\"op\":\"add\",\"path\":\"/a\",\"value\":{\"b\":"
+                         "[1,2,\"three\"]}}]");
+  free(d);
+  tether_json_unref(patch); /* the last part: the arena goes */
+
+  /* Let go of entirely: emptied and used again, from the start. */
+  a = tt_json_arena_new(4096);
+  tether_json *x = tt_json_parse_walked_in(a, line, strlen(line), NULL);
+  char *first = (char *)x;
+  tether_json_unref(x);
+  assert_ptr_equal(tt_json_arena_reset(a), a);
+  assert_int_equal(a->used, 0);
+  x = tt_json_parse_walked_in(a, line, strlen(line), NULL);
+  assert_ptr_equal((char *)x, first);
+  tether_json_unref(x);
+  tt_json_arena_free(a);
+  tt_json_arena_free(NULL);
+  assert_null(tt_json_arena_reset(NULL));
+}
+
 static void test_write_to_file(void **state) {
   (void)state;
   tether_buf b;
@@ -2560,6 +2611,7 @@ int main(void) {
       cmocka_unit_test(test_in_place_ownership),
       cmocka_unit_test(test_in_place_member),
       cmocka_unit_test(test_stream),
+      cmocka_unit_test(test_arena),
       cmocka_unit_test(test_write_to_file),
       cmocka_unit_test(test_round_trip),
       cmocka_unit_test(test_deep_values_built_through_the_api),
