@@ -268,10 +268,12 @@ tether_json *tt_json_new_home(tether_json_kind kind, size_t len, uint32_t ntok,
  * part for each text in it and one for its owner, so it stays alive for
  * as long as any of its texts does. */
 typedef struct tt_json_arena {
-  tt_block block;
+  tt_block block; /* first: releasing the last part frees the arena */
   size_t used, cap;
   _Alignas(16) char data[];
 } tt_json_arena;
+_Static_assert(offsetof(tt_json_arena, block) == 0,
+               "an arena is freed through its block");
 
 tt_json_arena *tt_json_arena_new(size_t cap);
 /* For the arena's owner, once it has let go of the texts it made there:

@@ -1302,8 +1302,9 @@ void tt_patch_digest_text(tt_patch_digest *d, const tt_json_text *t,
   }
 }
 
-/* Starts h at segment k of d's path, which begins at seg and ends at
- * *end: from the digest, or found and hashed here past what it holds. */
+/* The hash of segment k of d's path, which begins at seg, and in *end
+ * where it ends: from the digest, or found and hashed here past the
+ * segments the digest holds. */
 static uint32_t digest_segment(const tt_patch_digest *d, uint32_t k,
                                size_t seg, size_t *end) {
   if (k < d->nseg) {

@@ -642,6 +642,7 @@ static void span_push(span *s, tether_json *ev, tether_json *patch,
   e->at = at;
   if (patch) {
     tt_json_raw_extent(patch, &e->text, &e->text_len);
+    e->digest.path = NULL;
   } else {
     tt_json_text_extent(t, &e->text, &e->text_len);
     tt_patch_digest_text(&e->digest, t, ptok);
