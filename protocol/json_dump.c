@@ -110,10 +110,16 @@ void tether_json_dump_string(const char *s, size_t len, tether_buf *out) {
   tether_buf_append_char(out, '"');
 }
 
-/* How far ahead the members of an object are fetched: their nodes, and
- * the texts of raw ones (found through nodes fetched earlier). */
+/* How far ahead the members of an object are fetched: their nodes, the
+ * headers and first bytes of raw ones' texts (found through nodes fetched
+ * earlier), and the rest of those texts (found through headers fetched
+ * earlier). */
 #define PREFETCH_NODES 8
 #define PREFETCH_TEXTS 4
+#define PREFETCH_REST 2
+/* A raw text is fetched whole up to this size; longer ones are copied
+ * sequentially, which the hardware fetches ahead by itself. */
+#define PREFETCH_REST_MAX 1024
 
 /* Starts fetching the text of v when v is a raw container. Only a hint:
  * the raw field is read without claiming v, which is safe for an atomic
@@ -132,6 +138,29 @@ static inline void prefetch_text(const tether_json *v) {
   __builtin_prefetch(t);
   __builtin_prefetch((const char *)t + 64);
   __builtin_prefetch((const char *)t + 128);
+}
+
+/* The rest of the text of v, whose header prefetch_text fetched earlier:
+ * a raw member's text is copied whole, and the lines past the first few
+ * would each stop the copy. */
+static inline void prefetch_rest(const tether_json *v) {
+  if (!v || (v->kind != TETHER_JSON_OBJECT && v->kind != TETHER_JSON_ARRAY))
+    return;
+  const tt_json_text *t = atomic_load_explicit(
+      v->kind == TETHER_JSON_OBJECT ? &((const tt_json_object *)v)->raw
+                                    : &((const tt_json_array *)v)->raw,
+      memory_order_relaxed);
+  if (!t || t == TT_RAW_BUSY)
+    return;
+  const char *from = t->text, *to = t->text + t->len;
+  if (to - from > PREFETCH_REST_MAX)
+    to = from + PREFETCH_REST_MAX;
+  /* From the first line prefetch_text did not fetch. */
+  const char *line = (const char *)t + 192;
+  if (line < from || line > to)
+    line = from;
+  for (; line < to; line += 64)
+    __builtin_prefetch(line);
 }
 
 /* Appends sep, the key as a string literal, and ':'. Most keys are short
@@ -288,6 +317,8 @@ static void dump(const tether_json *v, tether_buf *out, const dump_sink *sink) {
       }
       if (f->i + PREFETCH_TEXTS < o->used)
         prefetch_text(o->members[f->i + PREFETCH_TEXTS].value);
+      if (f->i + PREFETCH_REST < o->used)
+        prefetch_rest(o->members[f->i + PREFETCH_REST].value);
       append_key(out, f->written++ ? "," : "", tt_member_key(o, m),
                  m->key_len);
       child = m->value;
