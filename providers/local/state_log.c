@@ -862,8 +862,14 @@ static void parallel_work(parallel *pl, int self) {
     if (self == 0 && s->state == SPAN_READY) {
       pthread_mutex_unlock(&pl->mu);
       bool go_on = apply_span(pl, s);
+      /* A span of its own is freed at once: left applied, its slot would
+       * stop the other thread four spans on, and this one would then
+       * parse that span too, and every fourth after it. */
+      bool own = s->owner == 0;
+      if (own)
+        free_span_events(s);
       pthread_mutex_lock(&pl->mu);
-      s->state = SPAN_APPLIED;
+      s->state = own ? SPAN_FREE : SPAN_APPLIED;
       pl->applied++;
       if (!go_on || pl->applied == pl->spans)
         pl->done = true;
