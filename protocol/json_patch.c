@@ -1414,11 +1414,13 @@ void tt_patch_ahead_step(tt_patch_ahead *h, const tether_json *doc,
     h->step = 2;
     return;
   }
-  case 2: /* the member: fetch its value */
+  case 2: /* the member: fetch its value, and its key, which the lookup
+             compares */
     if (m->hash != h->hash || !m->value) {
       h->step = 0;
       return;
     }
+    __builtin_prefetch(o->keys + m->key_off);
     h->value = m->value;
     __builtin_prefetch(h->value);
     __builtin_prefetch((const char *)h->value + 64);
