@@ -543,11 +543,11 @@ typedef struct parsed {
 } parsed;
 
 /* A slot's span goes from free to parsing, to ready, to applied, and is
- * free again once the thread that parsed it has freed its events: the
- * memory of a parse goes back to the allocator of the thread it came
- * from. A thread freeing what another allocated takes the lock of that
- * thread's arena, and two threads doing it all the time wait on each
- * other's. */
+ * free again once the thread that parsed it has freed its events: what a
+ * parse allocated outside the slot's arena (tt_json_arena) goes back to
+ * the allocator of the thread it came from. A thread freeing what another
+ * allocated takes the lock of that thread's malloc arena, and two threads
+ * doing it all the time wait on each other's. */
 typedef enum span_state {
   SPAN_FREE,
   SPAN_PARSING,
@@ -845,15 +845,15 @@ static void wake(parallel *pl) {
 }
 
 /* What each of the two threads does. Thread 0 applies the next span as
- * soon as it is parsed: the state, tens of megabytes touched at random,
- * stays in the caches of one CPU, where a state that moved between two
- * would cost more than the second thread saves. Otherwise a thread frees
- * the events of its own spans that are applied, else parses the next span
- * while fewer than SPANS_AHEAD are in hand (thread 0 only the one it is
- * to apply next, when the other thread has not begun it), else sleeps. So
- * thread 0 applies, the longer part, while thread 1 parses ahead, and the
- * events are still applied one span after the other in the file's
- * order. */
+ * soon as it is parsed (and frees it at once when it parsed it itself):
+ * the state, tens of megabytes touched at random, stays in the caches of
+ * one CPU, where a state that moved between two would cost more than the
+ * second thread saves. Otherwise a thread frees the events of its own
+ * spans that are applied, else parses the next span while fewer than
+ * SPANS_AHEAD are in hand (thread 0 only the one it is to apply next,
+ * when the other thread has not begun it), else sleeps. So thread 0
+ * applies while thread 1 parses ahead, and the events are still applied
+ * one span after the other in the file's order. */
 static void parallel_work(parallel *pl, int self) {
   span_buf b = {0};
   pthread_mutex_lock(&pl->mu);
