@@ -542,17 +542,16 @@ typedef struct parsed {
   tt_patch_digest digest;
 } parsed;
 
-/* A slot's span goes from free to parsing, to ready, to applied, and is
- * free again once the thread that parsed it has freed its events: what a
- * parse allocated outside the slot's arena (tt_json_arena) goes back to
- * the allocator of the thread it came from. A thread freeing what another
- * allocated takes the lock of that thread's malloc arena, and two threads
- * doing it all the time wait on each other's. */
+/* A slot's span goes from free to parsing, to ready, to applied, to
+ * freeing, and is free again once either thread has freed its events.
+ * Their texts are in the slot's arena (tt_json_arena), so freeing them
+ * takes no malloc arena's lock, whichever thread parsed them. */
 typedef enum span_state {
   SPAN_FREE,
   SPAN_PARSING,
   SPAN_READY,
-  SPAN_APPLIED
+  SPAN_APPLIED,
+  SPAN_FREEING
 } span_state;
 
 /* One span, parsed: the events of its lines in order, up to the first
@@ -564,7 +563,6 @@ typedef struct span {
    * together, and used again for the next span in this slot. */
   tt_json_arena *arena;
   span_state state;
-  int owner; /* the thread that parsed it */
   /* The fast path ends in this span: at stop_at, the start of a line it
    * did not take, or (stop_at -1) where the span's events end. */
   bool stop;
@@ -782,7 +780,7 @@ static void free_span_events(span *s) {
   s->arena = tt_json_arena_reset(s->arena);
 }
 
-/* Applies span s's events in order (their owner frees them). False when
+/* Applies span s's events in order (either thread frees them later). False when
  * the fast path ends here: an event failed to apply (pl->failed), or one
  * has an index that is not its position, or the span stopped;
  * pl->resume_at is then where reading event by event takes over, to
@@ -845,15 +843,15 @@ static void wake(parallel *pl) {
 }
 
 /* What each of the two threads does. Thread 0 applies the next span as
- * soon as it is parsed (and frees it at once when it parsed it itself):
- * the state, tens of megabytes touched at random, stays in the caches of
- * one CPU, where a state that moved between two would cost more than the
- * second thread saves. Otherwise a thread frees the events of its own
- * spans that are applied, else parses the next span while fewer than
- * SPANS_AHEAD are in hand (thread 0 only the one it is to apply next,
- * when the other thread has not begun it), else sleeps. So thread 0
- * applies while thread 1 parses ahead, and the events are still applied
- * one span after the other in the file's order. */
+ * soon as it is parsed: the state, tens of megabytes touched at random,
+ * stays in the caches of one CPU, where a state that moved between two
+ * would cost more than the second thread saves. Otherwise a thread frees the events of a span that
+ * is applied (whichever thread is free first: which of the two is the
+ * busier one changes with the machine), else parses the next span while
+ * fewer than SPANS_AHEAD are in hand (thread 0 only the one it is to
+ * apply next, when the other thread has not begun it), else sleeps. So
+ * thread 0 applies while thread 1 parses ahead, and the events are still
+ * applied one span after the other in the file's order. */
 static void parallel_work(parallel *pl, int self) {
   span_buf b = {0};
   pthread_mutex_lock(&pl->mu);
@@ -862,29 +860,24 @@ static void parallel_work(parallel *pl, int self) {
     if (self == 0 && s->state == SPAN_READY) {
       pthread_mutex_unlock(&pl->mu);
       bool go_on = apply_span(pl, s);
-      /* A span of its own is freed at once: left applied, its slot would
-       * stop the other thread four spans on, and this one would then
-       * parse that span too, and every fourth after it. */
-      bool own = s->owner == 0;
-      if (own)
-        free_span_events(s);
       pthread_mutex_lock(&pl->mu);
-      s->state = own ? SPAN_FREE : SPAN_APPLIED;
+      s->state = SPAN_APPLIED;
       pl->applied++;
       if (!go_on || pl->applied == pl->spans)
         pl->done = true;
       wake(pl);
       continue;
     }
-    span *mine = NULL;
-    for (size_t i = 0; i < SPANS_AHEAD && !mine; i++)
-      if (pl->slot[i].state == SPAN_APPLIED && pl->slot[i].owner == self)
-        mine = &pl->slot[i];
-    if (mine) {
+    span *applied = NULL;
+    for (size_t i = 0; i < SPANS_AHEAD && !applied; i++)
+      if (pl->slot[i].state == SPAN_APPLIED)
+        applied = &pl->slot[i];
+    if (applied) {
+      applied->state = SPAN_FREEING;
       pthread_mutex_unlock(&pl->mu);
-      free_span_events(mine);
+      free_span_events(applied);
       pthread_mutex_lock(&pl->mu);
-      mine->state = SPAN_FREE;
+      applied->state = SPAN_FREE;
       wake(pl);
       continue;
     }
@@ -896,7 +889,6 @@ static void parallel_work(parallel *pl, int self) {
         (self != 0 || pl->next == pl->applied)) {
       uint64_t k = pl->next++;
       t->state = SPAN_PARSING;
-      t->owner = self;
       pthread_mutex_unlock(&pl->mu);
       parse_span(pl, k, t, &b);
       pthread_mutex_lock(&pl->mu);
